@@ -1,0 +1,1 @@
+//! Alert documents: Kibana alerts-as-data fields and deterministic ids.

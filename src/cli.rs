@@ -1,0 +1,156 @@
+//! Command-line interface: argument structs (clap) and dispatch to the module that owns each
+//! command. Handlers return the process exit code; `main` maps errors to exit code 2.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(name = "detectd", version, about = "Elastic detection rules on a schedule, on Elasticsearch or local CloudTrail files")]
+pub struct Cli {
+    /// Configuration file.
+    #[arg(long, global = true, default_value = "config.toml")]
+    pub config: PathBuf,
+    /// Log format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Load rules and report every problem (default: the configured rules dir).
+    Validate(ValidateArgs),
+    /// Print the Elasticsearch request(s) a rule or a KQL query would send.
+    Explain(ExplainArgs),
+    /// Filter ECS NDJSON documents through a KQL query (like grep).
+    Match(MatchArgs),
+    /// Print raw CloudTrail files as the ECS documents the rules see (NDJSON).
+    Ecs(EcsArgs),
+    /// Generate realistic raw CloudTrail with activity the seed rules must catch.
+    Generate(GenerateArgs),
+    /// Run every rule on its schedule (or replay a period with --start/--end).
+    Run(RunArgs),
+    /// Per-rule status: last run, next run, status, gaps.
+    Status(StatusArgs),
+    /// Bulk-load raw CloudTrail into Elasticsearch as ECS.
+    Ingest(IngestArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Rule files or folders (default: `rules_dir` from the config).
+    pub paths: Vec<PathBuf>,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// A rule TOML file.
+    pub rule: Option<PathBuf>,
+    /// A KQL query instead of a rule.
+    #[arg(long, conflicts_with = "rule")]
+    pub kql: Option<String>,
+    /// A saved `_field_caps` response to take field types from (default: built-in catalog).
+    #[arg(long)]
+    pub field_caps: Option<PathBuf>,
+    /// Execution time the window is computed from (RFC 3339 or date math; default now).
+    #[arg(long)]
+    pub at: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct MatchArgs {
+    /// The KQL query.
+    #[arg(long)]
+    pub kql: String,
+    /// ECS NDJSON files (default: standard input).
+    pub files: Vec<PathBuf>,
+    /// Print only the number of matching documents.
+    #[arg(long)]
+    pub count: bool,
+    /// A saved `_field_caps` response to take field types from (default: built-in catalog).
+    #[arg(long)]
+    pub field_caps: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct EcsArgs {
+    /// Raw CloudTrail files or folders.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// Output folder (created).
+    #[arg(long, default_value = "sample")]
+    pub out: PathBuf,
+    /// Random seed: the same seed gives the same files.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Days of activity.
+    #[arg(long, default_value_t = 3)]
+    pub days: u32,
+    /// First day (YYYY-MM-DD).
+    #[arg(long, default_value = "2026-11-01")]
+    pub start: String,
+    /// Events per day (approximate).
+    #[arg(long, default_value_t = 2000)]
+    pub events_per_day: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Replay from this time (RFC 3339 or date math) at full speed.
+    #[arg(long)]
+    pub start: Option<String>,
+    /// Stop the replay at this time (default: continue live).
+    #[arg(long, requires = "start")]
+    pub end: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    /// Raw CloudTrail files or folders.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Target index or data stream.
+    #[arg(long, default_value = "logs-aws.cloudtrail-default")]
+    pub index: String,
+}
+
+/// Runs the parsed command.
+pub fn dispatch(cli: &Cli) -> anyhow::Result<ExitCode> {
+    match &cli.command {
+        Command::Validate(a) => crate::rules::validate_command(cli, a),
+        Command::Explain(a) => crate::dsl::explain_command(cli, a),
+        Command::Match(a) => crate::matcher::match_command(cli, a),
+        Command::Ecs(a) => crate::ecs::ecs_command(cli, a),
+        Command::Generate(a) => crate::generate::generate_command(cli, a),
+        Command::Run(a) => crate::scheduler::run_command(cli, a),
+        Command::Status(a) => crate::scheduler::status_command(cli, a),
+        Command::Ingest(a) => crate::backend::elasticsearch::ingest_command(cli, a),
+    }
+}

@@ -1,0 +1,205 @@
+//! `config.toml`: the operator's settings, read with the `config` crate (the file, then
+//! `DETECTD__SECTION__KEY` environment overrides, e.g. `DETECTD__ELASTICSEARCH__URLS`).
+//!
+//! Every setting has a default, so an empty file is a valid configuration.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// A configuration that could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: config::ConfigError,
+    },
+    #[error("invalid config {path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Folder (or file) of rule TOMLs.
+    pub rules_dir: PathBuf,
+    pub backend: BackendKind,
+    pub embedded: EmbeddedConfig,
+    pub elasticsearch: ElasticsearchConfig,
+    pub alerts: AlertsConfig,
+    pub scheduler: SchedulerConfig,
+    pub http: HttpConfig,
+    /// Per-rule overrides, by `rule_id`.
+    pub rules: BTreeMap<String, RuleOverride>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    #[default]
+    Embedded,
+    Elasticsearch,
+}
+
+/// The embedded backend: local CloudTrail/ECS files in, local files out.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EmbeddedConfig {
+    /// Files or folders of raw CloudTrail (`.json`, `.json.gz`, NDJSON) or ECS NDJSON.
+    pub data: Vec<PathBuf>,
+    /// Where alerts are appended (NDJSON).
+    pub alerts_file: PathBuf,
+    /// Rule state (written atomically).
+    pub state_file: PathBuf,
+    /// Execution records (NDJSON).
+    pub executions_file: PathBuf,
+    /// Optional MaxMind database for `source.geo.*` / `source.as.*`.
+    pub geoip_database: Option<PathBuf>,
+}
+
+/// The Elasticsearch backend's connection.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ElasticsearchConfig {
+    pub urls: Vec<String>,
+    /// Base64 `id:key` API key (preferred over basic auth).
+    pub api_key: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// PEM CA certificate; system roots when absent.
+    pub ca_file: Option<PathBuf>,
+    /// TLS certificate verification (on by default; turn off only for tests).
+    pub verify_tls: bool,
+    /// Request timeout in seconds.
+    pub timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlertsConfig {
+    /// Alerts index alias (Elasticsearch).
+    pub index: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SchedulerConfig {
+    /// Executions running at once.
+    pub max_concurrent: usize,
+    /// How far back a rule catches up after downtime (interval or date-math duration, e.g. `24h`).
+    pub max_backfill: String,
+    /// Per-execution timeout (e.g. `5m`).
+    pub execution_timeout: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// `host:port` for /healthz, /readyz, /metrics; empty disables it.
+    pub listen: String,
+}
+
+/// Operator overrides for one rule.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RuleOverride {
+    pub enabled: Option<bool>,
+    pub interval: Option<String>,
+    pub cron: Option<String>,
+    pub from: Option<String>,
+    pub max_signals: Option<u32>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            rules_dir: PathBuf::from("rules"),
+            backend: BackendKind::Embedded,
+            embedded: EmbeddedConfig::default(),
+            elasticsearch: ElasticsearchConfig::default(),
+            alerts: AlertsConfig::default(),
+            scheduler: SchedulerConfig::default(),
+            http: HttpConfig::default(),
+            rules: BTreeMap::new(),
+        }
+    }
+}
+
+impl Default for EmbeddedConfig {
+    fn default() -> Self {
+        EmbeddedConfig {
+            data: vec![PathBuf::from("sample")],
+            alerts_file: PathBuf::from("alerts.ndjson"),
+            state_file: PathBuf::from("state.json"),
+            executions_file: PathBuf::from("executions.ndjson"),
+            geoip_database: None,
+        }
+    }
+}
+
+impl Default for ElasticsearchConfig {
+    fn default() -> Self {
+        ElasticsearchConfig {
+            urls: vec!["http://localhost:9200".to_string()],
+            api_key: None,
+            username: None,
+            password: None,
+            ca_file: None,
+            verify_tls: true,
+            timeout_secs: 30,
+        }
+    }
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        AlertsConfig {
+            index: "detectd-alerts-default".to_string(),
+        }
+    }
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        SchedulerConfig {
+            max_concurrent: 8,
+            max_backfill: "24h".to_string(),
+            execution_timeout: "5m".to_string(),
+        }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig { listen: String::new() }
+    }
+}
+
+impl Config {
+    /// Reads `path` (missing file = defaults) and applies `DETECTD__...` environment overrides.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let built = config::Config::builder()
+            .add_source(config::File::from(path).format(config::FileFormat::Toml).required(false))
+            .add_source(
+                config::Environment::with_prefix("DETECTD")
+                    .prefix_separator("__")
+                    .separator("__")
+                    .list_separator(",")
+                    .with_list_parse_key("elasticsearch.urls")
+                    .with_list_parse_key("embedded.data")
+                    .try_parsing(true),
+            )
+            .build()
+            .map_err(|source| ConfigError::Read {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        built.try_deserialize().map_err(|e| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })
+    }
+}

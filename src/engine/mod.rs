@@ -1,0 +1,1 @@
+//! Rule execution: one execution of one rule over one window (query and new_terms executors).

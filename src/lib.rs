@@ -1,0 +1,20 @@
+//! detectd: runs Elastic detection rules (KQL `query` and `new_terms`) on a schedule against
+//! Elasticsearch or against local CloudTrail files, and writes Kibana-compatible alerts.
+//!
+//! See ARCHITECTURE.md for the map of modules.
+
+pub mod alerts;
+pub mod backend;
+pub mod cli;
+pub mod config;
+pub mod dsl;
+pub mod ecs;
+pub mod engine;
+pub mod fields;
+pub mod generate;
+pub mod kql;
+pub mod logging;
+pub mod matcher;
+pub mod rules;
+pub mod scheduler;
+pub mod time;

@@ -1,0 +1,17 @@
+//! The `detectd` binary: parse the command line, run one command, map errors to exit code 2.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = detectd::cli::Cli::parse();
+    detectd::logging::init(cli.log_format);
+    match detectd::cli::dispatch(&cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
