@@ -7,7 +7,11 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
-#[command(name = "detectd", version, about = "Elastic detection rules on a schedule, on Elasticsearch or local CloudTrail files")]
+#[command(
+    name = "detectd",
+    version,
+    about = "Elastic detection rules on a schedule, on Elasticsearch or local CloudTrail files"
+)]
 pub struct Cli {
     /// Configuration file.
     #[arg(long, global = true, default_value = "config.toml")]

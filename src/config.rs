@@ -95,7 +95,7 @@ pub struct SchedulerConfig {
     pub execution_timeout: String,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HttpConfig {
     /// `host:port` for /healthz, /readyz, /metrics; empty disables it.
@@ -172,17 +172,15 @@ impl Default for SchedulerConfig {
     }
 }
 
-impl Default for HttpConfig {
-    fn default() -> Self {
-        HttpConfig { listen: String::new() }
-    }
-}
-
 impl Config {
     /// Reads `path` (missing file = defaults) and applies `DETECTD__...` environment overrides.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let built = config::Config::builder()
-            .add_source(config::File::from(path).format(config::FileFormat::Toml).required(false))
+            .add_source(
+                config::File::from(path)
+                    .format(config::FileFormat::Toml)
+                    .required(false),
+            )
             .add_source(
                 config::Environment::with_prefix("DETECTD")
                     .prefix_separator("__")

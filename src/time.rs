@@ -10,7 +10,9 @@ use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Timelike, Utc};
 /// A bad interval or date-math expression.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TimeError {
-    #[error("invalid interval `{0}`: expected a positive number followed by s, m, h or d (e.g. `5m`)")]
+    #[error(
+        "invalid interval `{0}`: expected a positive number followed by s, m, h or d (e.g. `5m`)"
+    )]
     Interval(String),
     #[error("invalid date math `{input}`: {reason}")]
     DateMath { input: String, reason: String },
@@ -95,7 +97,10 @@ pub fn parse_datemath(s: &str) -> Result<DateMath, TimeError> {
     let (anchor, rest) = if let Some(rest) = input.strip_prefix("now") {
         (None, rest)
     } else if let Some(pos) = input.find("||") {
-        (Some(parse_absolute(&input[..pos]).ok_or_else(|| err("bad date before `||`"))?), &input[pos + 2..])
+        (
+            Some(parse_absolute(&input[..pos]).ok_or_else(|| err("bad date before `||`"))?),
+            &input[pos + 2..],
+        )
     } else {
         let t = parse_absolute(input)
             .ok_or_else(|| err("expected `now`, an RFC 3339 time, or `<time>||<math>`"))?;
@@ -109,7 +114,8 @@ pub fn parse_datemath(s: &str) -> Result<DateMath, TimeError> {
         i += 1;
         match c {
             b'/' => {
-                let (unit, used) = parse_unit(&rest[i..]).ok_or_else(|| err("expected a unit after `/`"))?;
+                let (unit, used) =
+                    parse_unit(&rest[i..]).ok_or_else(|| err("expected a unit after `/`"))?;
                 i += used;
                 ops.push(Op::Round(unit));
             }
@@ -121,9 +127,12 @@ pub fn parse_datemath(s: &str) -> Result<DateMath, TimeError> {
                 let n: i64 = if start == i {
                     1
                 } else {
-                    rest[start..i].parse().map_err(|_| err("number too large"))?
+                    rest[start..i]
+                        .parse()
+                        .map_err(|_| err("number too large"))?
                 };
-                let (unit, used) = parse_unit(&rest[i..]).ok_or_else(|| err("expected a unit (y, M, w, d, h, H, m, s)"))?;
+                let (unit, used) = parse_unit(&rest[i..])
+                    .ok_or_else(|| err("expected a unit (y, M, w, d, h, H, m, s)"))?;
                 i += used;
                 ops.push(Op::Add(if c == b'-' { -n } else { n }, unit));
             }
@@ -218,20 +227,33 @@ fn fixed(unit: Unit, n: i64) -> Option<Duration> {
 fn add(t: DateTime<Utc>, n: i64, unit: Unit) -> DateTime<Utc> {
     match unit {
         Unit::Year | Unit::Month => {
-            let months = if unit == Unit::Year { n.saturating_mul(12) } else { n };
+            let months = if unit == Unit::Year {
+                n.saturating_mul(12)
+            } else {
+                n
+            };
             let m = chrono::Months::new(months.unsigned_abs().min(u32::MAX as u64) as u32);
-            let r = if months >= 0 { t.checked_add_months(m) } else { t.checked_sub_months(m) };
+            let r = if months >= 0 {
+                t.checked_add_months(m)
+            } else {
+                t.checked_sub_months(m)
+            };
             r.unwrap_or(t)
         }
-        _ => fixed(unit, n).and_then(|d| t.checked_add_signed(d)).unwrap_or(t),
+        _ => fixed(unit, n)
+            .and_then(|d| t.checked_add_signed(d))
+            .unwrap_or(t),
     }
 }
 
 fn round_down(t: DateTime<Utc>, unit: Unit) -> DateTime<Utc> {
     let date = t.date_naive();
     let r = match unit {
-        Unit::Year => NaiveDate::from_ymd_opt(date.year(), 1, 1).and_then(|d| d.and_hms_opt(0, 0, 0)),
-        Unit::Month => NaiveDate::from_ymd_opt(date.year(), date.month(), 1).and_then(|d| d.and_hms_opt(0, 0, 0)),
+        Unit::Year => {
+            NaiveDate::from_ymd_opt(date.year(), 1, 1).and_then(|d| d.and_hms_opt(0, 0, 0))
+        }
+        Unit::Month => NaiveDate::from_ymd_opt(date.year(), date.month(), 1)
+            .and_then(|d| d.and_hms_opt(0, 0, 0)),
         Unit::Week => {
             let back = date.weekday().num_days_from_monday() as i64;
             (date - Duration::days(back)).and_hms_opt(0, 0, 0)
@@ -269,13 +291,36 @@ mod tests {
     fn datemath_relative_and_rounding() {
         let now = at("2024-05-15T10:37:12Z");
         assert_eq!(parse_datemath("now").unwrap().resolve(now), now);
-        assert_eq!(parse_datemath("now-9m").unwrap().resolve(now), at("2024-05-15T10:28:12Z"));
-        assert_eq!(parse_datemath("now-1h/h").unwrap().resolve(now), at("2024-05-15T09:00:00Z"));
-        assert_eq!(parse_datemath("now-10d").unwrap().resolve(now), at("2024-05-05T10:37:12Z"));
-        assert_eq!(parse_datemath("now/d").unwrap().resolve(now), at("2024-05-15T00:00:00Z"));
-        assert_eq!(parse_datemath("now-1M").unwrap().resolve(now), at("2024-04-15T10:37:12Z"));
-        assert_eq!(parse_datemath("2024-01-01T00:00:00Z||+1d").unwrap().resolve(now), at("2024-01-02T00:00:00Z"));
-        assert_eq!(parse_datemath("now-6m").unwrap().lookback(), Some(Duration::minutes(6)));
+        assert_eq!(
+            parse_datemath("now-9m").unwrap().resolve(now),
+            at("2024-05-15T10:28:12Z")
+        );
+        assert_eq!(
+            parse_datemath("now-1h/h").unwrap().resolve(now),
+            at("2024-05-15T09:00:00Z")
+        );
+        assert_eq!(
+            parse_datemath("now-10d").unwrap().resolve(now),
+            at("2024-05-05T10:37:12Z")
+        );
+        assert_eq!(
+            parse_datemath("now/d").unwrap().resolve(now),
+            at("2024-05-15T00:00:00Z")
+        );
+        assert_eq!(
+            parse_datemath("now-1M").unwrap().resolve(now),
+            at("2024-04-15T10:37:12Z")
+        );
+        assert_eq!(
+            parse_datemath("2024-01-01T00:00:00Z||+1d")
+                .unwrap()
+                .resolve(now),
+            at("2024-01-02T00:00:00Z")
+        );
+        assert_eq!(
+            parse_datemath("now-6m").unwrap().lookback(),
+            Some(Duration::minutes(6))
+        );
     }
 
     #[test]

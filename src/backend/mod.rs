@@ -1,5 +1,234 @@
-//! Backends: where events are searched and alerts and state are written. The engine talks to
-//! one narrow trait; `elasticsearch` is production, `embedded` runs on local files.
+//! Backends: where events are searched and alerts, rule state and execution records are
+//! written. The engine talks only to the narrow [`Backend`] trait, so an executor never knows
+//! which backend runs: `elasticsearch` (production) turns the KQL AST into query DSL and sends
+//! requests; `embedded` evaluates the same AST locally over ECS documents.
+//!
+//! Semantics every implementation must honour (../shared/docs/semantics.md §2–§5):
+//! - a window is inclusive at both ends, on the primary time field, with the
+//!   `timestamp_override` fallback to `@timestamp` unless disabled;
+//! - hits come oldest first (time ascending, then a stable tie-break), paged with a cursor;
+//! - documents that are alerts (`kibana.alert.*` present) are never returned as events to
+//!   alert on;
+//! - alert writes are idempotent by id: an id that already exists is a duplicate, not an error.
 
 pub mod elasticsearch;
 pub mod embedded;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::kql::Ast;
+
+/// A backend failure, naming what was being done.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The backend could not be reached (connection refused, timeout, TLS).
+    #[error("backend unreachable: {0}")]
+    Unreachable(String),
+    /// The backend answered with an error for this request.
+    #[error("{operation} failed: {reason}")]
+    Request { operation: String, reason: String },
+    /// Elasticsearch `too_many_clauses` (the caller may retry with a smaller batch).
+    #[error("{operation} failed: too many clauses in the query")]
+    TooManyClauses { operation: String },
+    /// The query cannot be run on this backend (e.g. a field type it cannot evaluate).
+    #[error("query not supported by this backend: {0}")]
+    Unsupported(String),
+    /// Local I/O (embedded files, state, alerts file).
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+/// The time field(s) a window applies to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimeField {
+    /// `@timestamp`, or the rule's `timestamp_override` (e.g. `event.ingested`).
+    pub primary: String,
+    /// With an override: documents missing it fall back to `@timestamp` (unless disabled).
+    pub fallback_to_timestamp: bool,
+}
+
+/// What to search: the rule's query, filters and index patterns, over an inclusive time range.
+#[derive(Debug, Clone)]
+pub struct QuerySpec<'a> {
+    pub indices: &'a [String],
+    pub query: &'a Ast,
+    /// Kibana filter objects from the rule (`[[rule.filters]]`), applied as Kibana does.
+    pub filters: &'a [Value],
+    pub time: &'a TimeField,
+    /// Inclusive lower bound.
+    pub from: DateTime<Utc>,
+    /// Inclusive upper bound.
+    pub to: DateTime<Utc>,
+}
+
+/// One source document returned by a search.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hit {
+    /// The concrete index (or, embedded, the source file) the document lives in.
+    pub index: String,
+    /// The document id (embedded: a stable id derived from the document).
+    pub id: String,
+    pub source: Value,
+    /// Sort values of this hit: the cursor to continue after it.
+    pub sort: Vec<Value>,
+}
+
+/// A page of hits; `cursor` continues after the last hit, `None` when there are no more.
+#[derive(Debug, Clone, Default)]
+pub struct Page {
+    pub hits: Vec<Hit>,
+    pub cursor: Option<Cursor>,
+}
+
+/// Opaque continuation of a paged search (Elasticsearch: PIT id + search_after).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cursor {
+    pub pit: Option<String>,
+    pub search_after: Vec<Value>,
+}
+
+/// A page of distinct term tuples from a composite aggregation (new_terms phase 1).
+#[derive(Debug, Clone, Default)]
+pub struct TermsPage {
+    /// One tuple per bucket, values in `fields` order (arrays already exploded).
+    pub tuples: Vec<Vec<Value>>,
+    /// The composite `after_key`; `None` on the last page.
+    pub after: Option<Value>,
+}
+
+/// A term tuple that is new in the window, with the first document that has it.
+#[derive(Debug, Clone)]
+pub struct NewTerm {
+    pub values: Vec<Value>,
+    pub hit: Hit,
+}
+
+/// An alert ready to write: deterministic id and the full alert document.
+#[derive(Debug, Clone)]
+pub struct AlertDoc {
+    pub id: String,
+    pub doc: Value,
+}
+
+/// What happened to a batch of alert writes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WriteOutcome {
+    /// Ids written now.
+    pub created: Vec<String>,
+    /// Ids that already existed (an earlier overlapping window alerted on them).
+    pub duplicates: Vec<String>,
+    /// Ids that could not be written, with the reason (after retries).
+    pub failed: Vec<(String, String)>,
+}
+
+/// Round trips and timings of one execution, filled in by the backend as it works.
+#[derive(Debug, Default)]
+pub struct ExecStats {
+    pub round_trips: AtomicU64,
+    pub search_micros: AtomicU64,
+    pub index_micros: AtomicU64,
+}
+
+impl ExecStats {
+    pub fn add_round_trip(&self) {
+        self.round_trips.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn add_search(&self, d: std::time::Duration) {
+        self.search_micros
+            .fetch_add(d.as_micros() as u64, Ordering::Relaxed);
+    }
+    pub fn add_index(&self, d: std::time::Duration) {
+        self.index_micros
+            .fetch_add(d.as_micros() as u64, Ordering::Relaxed);
+    }
+}
+
+/// Persisted per-rule scheduler state.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleState {
+    /// Actual start time of the last execution.
+    pub last_start: Option<DateTime<Utc>>,
+    /// End of the last window fully covered (alerts stored).
+    pub covered_until: Option<DateTime<Utc>>,
+    /// `succeeded`, `partial failure` or `failed`.
+    pub status: Option<String>,
+    /// Uncovered ranges older than `max_backfill`, never silently dropped.
+    #[serde(default)]
+    pub gaps: Vec<GapRange>,
+}
+
+/// A time range no execution covered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GapRange {
+    pub gte: DateTime<Utc>,
+    pub lte: DateTime<Utc>,
+}
+
+/// The record of one execution (`detectd-executions` / `executions.ndjson`).
+pub type ExecutionRecord = Value;
+
+/// The one interface executors and the scheduler use.
+#[async_trait]
+pub trait Backend: Send + Sync {
+    /// A page of hits in the window, oldest first, at most `size`; pass the previous page's
+    /// cursor to continue. Call [`Backend::close_search`] with the last cursor when done early.
+    async fn search_page(
+        &self,
+        q: &QuerySpec<'_>,
+        size: usize,
+        cursor: Option<&Cursor>,
+        stats: &ExecStats,
+    ) -> Result<Page, Error>;
+
+    /// Releases what a paged search holds (Elasticsearch: closes the point in time).
+    async fn close_search(&self, cursor: &Cursor, stats: &ExecStats) -> Result<(), Error>;
+
+    /// new_terms phase 1: a page of distinct `fields` tuples among matching documents in the
+    /// window (composite aggregation semantics: arrays explode, documents missing a field
+    /// produce no tuple), at most `size` tuples, ordered by the tuple values.
+    async fn terms_page(
+        &self,
+        q: &QuerySpec<'_>,
+        fields: &[String],
+        size: usize,
+        after: Option<&Value>,
+        stats: &ExecStats,
+    ) -> Result<TermsPage, Error>;
+
+    /// new_terms phases 2 and 3: of `tuples`, those whose first appearance in
+    /// `[history_start, q.to]` (matching the query) is strictly after `q.from`, each with the
+    /// first document in the window that has it.
+    async fn new_terms(
+        &self,
+        q: &QuerySpec<'_>,
+        fields: &[String],
+        history_start: DateTime<Utc>,
+        tuples: &[Vec<Value>],
+        stats: &ExecStats,
+    ) -> Result<Vec<NewTerm>, Error>;
+
+    /// Writes alerts with create semantics (existing ids are duplicates).
+    async fn write_alerts(
+        &self,
+        alerts: &[AlertDoc],
+        stats: &ExecStats,
+    ) -> Result<WriteOutcome, Error>;
+
+    /// Every rule's persisted state.
+    async fn load_state(&self) -> Result<BTreeMap<String, RuleState>, Error>;
+
+    /// Persists one rule's state (only after that execution's alerts are stored).
+    async fn save_state(&self, rule_id: &str, state: &RuleState) -> Result<(), Error>;
+
+    /// Appends an execution record.
+    async fn record_execution(&self, record: &ExecutionRecord) -> Result<(), Error>;
+}

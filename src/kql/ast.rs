@@ -23,7 +23,11 @@ pub enum Ast {
     /// `field:*`.
     Exists { field: Field },
     /// `field < value`, `field <= value`, `field > value`, `field >= value`.
-    Range { field: Field, op: RangeOp, value: Value },
+    Range {
+        field: Field,
+        op: RangeOp,
+        value: Value,
+    },
     /// `path:{ query }`; field names inside `query` are relative to `path`.
     Nested { path: Field, query: Box<Ast> },
     /// The empty query (blank input, `*`, `*:*`): matches every document.
