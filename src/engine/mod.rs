@@ -1,1 +1,330 @@
-//! Rule execution: one execution of one rule over one window (query and new_terms executors).
+//! Rule execution: one execution of one rule over one window, on any [`Backend`].
+//!
+//! The executors follow Kibana's detection engine (semantics.md §3–§5): query rules page
+//! through the window oldest first and alert on each hit; new_terms rules page through the
+//! distinct terms of the window and alert on the first document of each term that is new
+//! against the history window. Both dedup before the `max_signals` cap: an alert that already
+//! exists (an earlier overlapping window) neither counts nor consumes the cap.
+//! The executors never know which backend runs.
+
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::alerts::{alert_id, build_alert, is_alert, AlertContext};
+use crate::backend::{AlertDoc, Backend, Error, ExecStats, QuerySpec, TimeField};
+use crate::kql::Ast;
+use crate::time::DateMath;
+
+/// Kibana's warning when the cap truncates an execution.
+pub const MAX_SIGNALS_WARNING: &str =
+    "This rule reached the maximum alert limit for the rule execution. Some alerts were not created.";
+
+/// Terms per new_terms composite page (Kibana: 10,000).
+pub const NEW_TERMS_PAGE_SIZE: usize = 10_000;
+
+/// What an execution needs from a rule (built from a validated `rules::Rule`).
+#[derive(Debug, Clone)]
+pub struct ExecRule {
+    pub rule_id: String,
+    pub name: String,
+    pub severity: String,
+    pub risk_score: f64,
+    pub indices: Vec<String>,
+    pub query: Ast,
+    pub filters: Vec<Value>,
+    pub time: TimeField,
+    pub from: DateMath,
+    pub to: DateMath,
+    pub max_signals: usize,
+    /// `Some` for new_terms rules.
+    pub new_terms: Option<NewTermsParams>,
+    /// `kibana.alert.rule.*` fields (without the prefix).
+    pub rule_fields: Map<String, Value>,
+}
+
+/// new_terms parameters.
+#[derive(Debug, Clone)]
+pub struct NewTermsParams {
+    pub fields: Vec<String>,
+    /// Evaluated with `now` = the window's end.
+    pub history_window_start: DateMath,
+}
+
+/// An inclusive time window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Window {
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+}
+
+impl Window {
+    /// The rule's window for an execution that actually started at `t` (semantics.md §2).
+    pub fn at(rule: &ExecRule, t: DateTime<Utc>) -> Window {
+        Window {
+            from: rule.from.resolve(t),
+            to: rule.to.resolve(t),
+        }
+    }
+}
+
+/// How an execution ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Succeeded,
+    #[serde(rename = "partial failure")]
+    PartialFailure,
+    Failed,
+}
+
+/// The result of one execution.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExecutionResult {
+    pub rule_id: String,
+    pub window: Window,
+    pub status: Status,
+    /// Events (query) or new-term candidates (new_terms) examined.
+    pub hits: u64,
+    pub alerts_created: u64,
+    pub duplicates: u64,
+    pub failed_writes: u64,
+    pub capped: bool,
+    pub warnings: Vec<String>,
+    pub message: Option<String>,
+    pub search_ms: f64,
+    pub index_ms: f64,
+    pub round_trips: u64,
+    pub duration_ms: f64,
+    /// Ids of the alerts created.
+    #[serde(skip)]
+    pub created_ids: Vec<String>,
+}
+
+/// Runs one execution of `rule` over `window`. Never fails: errors become a `failed` result
+/// with the message (alerts already written stay written).
+pub async fn execute(
+    rule: &ExecRule,
+    window: Window,
+    backend: &dyn Backend,
+    execution_uuid: &str,
+    now: DateTime<Utc>,
+) -> ExecutionResult {
+    let started = Instant::now();
+    let stats = ExecStats::default();
+    let ctx = AlertContext {
+        rule_fields: &rule.rule_fields,
+        rule_id: &rule.rule_id,
+        rule_name: &rule.name,
+        severity: &rule.severity,
+        risk_score: rule.risk_score,
+        execution_uuid,
+        now,
+    };
+    let mut sink = Sink::new(rule.max_signals, &ctx, backend, &stats);
+    let mut hits = 0u64;
+    let outcome = match &rule.new_terms {
+        None => run_query(rule, window, backend, &stats, &mut sink, &mut hits).await,
+        Some(nt) => run_new_terms(rule, nt, window, backend, &stats, &mut sink, &mut hits).await,
+    };
+    let mut warnings = Vec::new();
+    if sink.capped {
+        warnings.push(MAX_SIGNALS_WARNING.to_string());
+    }
+    let (status, message) = match outcome {
+        Err(e) => (Status::Failed, Some(e.to_string())),
+        Ok(()) if !sink.failed.is_empty() => (
+            Status::PartialFailure,
+            Some(format!(
+                "{} alerts could not be written: {}",
+                sink.failed.len(),
+                sink.failed[0].1
+            )),
+        ),
+        Ok(()) if sink.capped => (
+            Status::PartialFailure,
+            Some(MAX_SIGNALS_WARNING.to_string()),
+        ),
+        Ok(()) => (Status::Succeeded, None),
+    };
+    let micros = |a: &std::sync::atomic::AtomicU64| {
+        a.load(std::sync::atomic::Ordering::Relaxed) as f64 / 1000.0
+    };
+    ExecutionResult {
+        rule_id: rule.rule_id.clone(),
+        window,
+        status,
+        hits,
+        alerts_created: sink.created.len() as u64,
+        duplicates: sink.duplicates,
+        failed_writes: sink.failed.len() as u64,
+        capped: sink.capped,
+        warnings,
+        message,
+        search_ms: micros(&stats.search_micros),
+        index_ms: micros(&stats.index_micros),
+        round_trips: stats.round_trips.load(std::sync::atomic::Ordering::Relaxed),
+        duration_ms: started.elapsed().as_secs_f64() * 1000.0,
+        created_ids: sink.created,
+    }
+}
+
+fn spec<'a>(rule: &'a ExecRule, window: Window) -> QuerySpec<'a> {
+    QuerySpec {
+        indices: &rule.indices,
+        query: &rule.query,
+        filters: &rule.filters,
+        time: &rule.time,
+        from: window.from,
+        to: window.to,
+    }
+}
+
+async fn run_query(
+    rule: &ExecRule,
+    window: Window,
+    backend: &dyn Backend,
+    stats: &ExecStats,
+    sink: &mut Sink<'_>,
+    hits: &mut u64,
+) -> Result<(), Error> {
+    let q = spec(rule, window);
+    let page_size = rule.max_signals.clamp(1, 100);
+    let mut cursor = None;
+    loop {
+        let page = backend
+            .search_page(&q, page_size, cursor.as_ref(), stats)
+            .await?;
+        *hits += page.hits.len() as u64;
+        let candidates: Vec<AlertDoc> = page
+            .hits
+            .iter()
+            .filter(|h| !is_alert(&h.source))
+            .map(|h| {
+                let id = alert_id(&h.index, &h.id, &rule.rule_id, &[]);
+                let doc = build_alert(sink.ctx, &id, &h.index, &h.id, &h.source, None);
+                AlertDoc { id, doc }
+            })
+            .collect();
+        let more = page.cursor.is_some();
+        let full = sink.write(&candidates, more).await?;
+        match page.cursor {
+            Some(c) if full => {
+                backend.close_search(&c, stats).await?;
+                return Ok(());
+            }
+            Some(c) => cursor = Some(c),
+            None => return Ok(()),
+        }
+    }
+}
+
+async fn run_new_terms(
+    rule: &ExecRule,
+    nt: &NewTermsParams,
+    window: Window,
+    backend: &dyn Backend,
+    stats: &ExecStats,
+    sink: &mut Sink<'_>,
+    hits: &mut u64,
+) -> Result<(), Error> {
+    let history_start = nt.history_window_start.resolve(window.to);
+    if history_start >= window.from {
+        return Err(Error::Request {
+            operation: "new_terms".into(),
+            reason: format!(
+                "history_window_start ({}) must be earlier than the window start ({})",
+                nt.history_window_start.source, window.from
+            ),
+        });
+    }
+    let q = spec(rule, window);
+    let mut after: Option<Value> = None;
+    loop {
+        let page = backend
+            .terms_page(&q, &nt.fields, NEW_TERMS_PAGE_SIZE, after.as_ref(), stats)
+            .await?;
+        *hits += page.tuples.len() as u64;
+        if !page.tuples.is_empty() {
+            let found = backend
+                .new_terms(&q, &nt.fields, history_start, &page.tuples, stats)
+                .await?;
+            let candidates: Vec<AlertDoc> = found
+                .iter()
+                .filter(|n| !is_alert(&n.hit.source))
+                .map(|n| {
+                    let h = &n.hit;
+                    let id = alert_id(&h.index, &h.id, &rule.rule_id, &n.values);
+                    let doc =
+                        build_alert(sink.ctx, &id, &h.index, &h.id, &h.source, Some(&n.values));
+                    AlertDoc { id, doc }
+                })
+                .collect();
+            if sink.write(&candidates, page.after.is_some()).await? {
+                return Ok(());
+            }
+        }
+        match page.after {
+            Some(a) => after = Some(a),
+            None => return Ok(()),
+        }
+    }
+}
+
+/// Writes alerts up to the cap, counting created, duplicates and failures.
+struct Sink<'a> {
+    max: usize,
+    ctx: &'a AlertContext<'a>,
+    backend: &'a dyn Backend,
+    stats: &'a ExecStats,
+    created: Vec<String>,
+    duplicates: u64,
+    failed: Vec<(String, String)>,
+    capped: bool,
+}
+
+impl<'a> Sink<'a> {
+    fn new(
+        max: usize,
+        ctx: &'a AlertContext<'a>,
+        backend: &'a dyn Backend,
+        stats: &'a ExecStats,
+    ) -> Self {
+        Sink {
+            max,
+            ctx,
+            backend,
+            stats,
+            created: Vec::new(),
+            duplicates: 0,
+            failed: Vec::new(),
+            capped: false,
+        }
+    }
+
+    /// Writes `candidates` in order until the cap is reached. Returns true when the cap is
+    /// reached (the caller stops); `more_after` says whether further candidates may follow.
+    async fn write(&mut self, candidates: &[AlertDoc], more_after: bool) -> Result<bool, Error> {
+        let mut i = 0;
+        while i < candidates.len() && self.created.len() < self.max {
+            let take = (self.max - self.created.len()).min(candidates.len() - i);
+            let out = self
+                .backend
+                .write_alerts(&candidates[i..i + take], self.stats)
+                .await?;
+            self.created.extend(out.created);
+            self.duplicates += out.duplicates.len() as u64;
+            self.failed.extend(out.failed);
+            i += take;
+        }
+        if self.created.len() >= self.max {
+            if i < candidates.len() || more_after {
+                self.capped = true;
+            }
+            return Ok(true);
+        }
+        Ok(false)
+    }
+}
