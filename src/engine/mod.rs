@@ -328,3 +328,238 @@ impl<'a> Sink<'a> {
         Ok(false)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Executor logic against a scripted backend: paging, the cap, dedup before the cap.
+    use super::*;
+    use crate::backend::{Cursor, Hit, NewTerm, Page, RuleState, TermsPage, WriteOutcome};
+    use serde_json::json;
+    use std::collections::{BTreeMap, HashSet};
+    use std::sync::Mutex;
+
+    /// Serves `n` hits in pages, stores alert ids, counts calls.
+    struct Scripted {
+        hits: Vec<Hit>,
+        written: Mutex<HashSet<String>>,
+        pages_served: Mutex<usize>,
+        closed: Mutex<usize>,
+        new_terms: Vec<NewTerm>,
+        terms: Vec<Vec<Value>>,
+    }
+
+    impl Scripted {
+        fn with_hits(n: usize) -> Scripted {
+            let hits = (0..n)
+                .map(|i| Hit {
+                    index: "idx".into(),
+                    id: format!("doc{i}"),
+                    source: json!({"@timestamp": "2024-01-01T00:00:00Z", "event": {"action": "A"}}),
+                    sort: vec![json!(i)],
+                })
+                .collect();
+            Scripted {
+                hits,
+                written: Mutex::new(HashSet::new()),
+                pages_served: Mutex::new(0),
+                closed: Mutex::new(0),
+                new_terms: Vec::new(),
+                terms: Vec::new(),
+            }
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl Backend for Scripted {
+        async fn search_page(
+            &self,
+            _q: &QuerySpec<'_>,
+            size: usize,
+            cursor: Option<&Cursor>,
+            _s: &ExecStats,
+        ) -> Result<Page, Error> {
+            *self.pages_served.lock().unwrap() += 1;
+            let start = cursor.map_or(0, |c| c.search_after[0].as_u64().unwrap() as usize + 1);
+            let end = (start + size).min(self.hits.len());
+            let hits = self.hits[start..end].to_vec();
+            let cursor = (end < self.hits.len()).then(|| Cursor {
+                pit: Some("pit".into()),
+                search_after: vec![json!(end - 1)],
+            });
+            Ok(Page { hits, cursor })
+        }
+        async fn close_search(&self, _c: &Cursor, _s: &ExecStats) -> Result<(), Error> {
+            *self.closed.lock().unwrap() += 1;
+            Ok(())
+        }
+        async fn terms_page(
+            &self,
+            _q: &QuerySpec<'_>,
+            _f: &[String],
+            _size: usize,
+            _a: Option<&Value>,
+            _s: &ExecStats,
+        ) -> Result<TermsPage, Error> {
+            Ok(TermsPage {
+                tuples: self.terms.clone(),
+                after: None,
+            })
+        }
+        async fn new_terms(
+            &self,
+            _q: &QuerySpec<'_>,
+            _f: &[String],
+            _h: DateTime<Utc>,
+            _t: &[Vec<Value>],
+            _s: &ExecStats,
+        ) -> Result<Vec<NewTerm>, Error> {
+            Ok(self.new_terms.clone())
+        }
+        async fn write_alerts(
+            &self,
+            alerts: &[AlertDoc],
+            _s: &ExecStats,
+        ) -> Result<WriteOutcome, Error> {
+            let mut w = self.written.lock().unwrap();
+            let mut out = WriteOutcome::default();
+            for a in alerts {
+                if w.insert(a.id.clone()) {
+                    out.created.push(a.id.clone())
+                } else {
+                    out.duplicates.push(a.id.clone())
+                }
+            }
+            Ok(out)
+        }
+        async fn load_state(&self) -> Result<BTreeMap<String, RuleState>, Error> {
+            Ok(BTreeMap::new())
+        }
+        async fn save_state(&self, _r: &str, _s: &RuleState) -> Result<(), Error> {
+            Ok(())
+        }
+        async fn record_execution(&self, _r: &Value) -> Result<(), Error> {
+            Ok(())
+        }
+    }
+
+    fn rule(max_signals: usize, new_terms: bool) -> ExecRule {
+        ExecRule {
+            rule_id: "r1".into(),
+            name: "Rule".into(),
+            severity: "low".into(),
+            risk_score: 21.0,
+            indices: vec!["logs-*".into()],
+            query: Ast::MatchAll,
+            filters: vec![],
+            time: TimeField {
+                primary: "@timestamp".into(),
+                fallback_to_timestamp: true,
+            },
+            from: crate::time::parse_datemath("now-6m").unwrap(),
+            to: crate::time::parse_datemath("now").unwrap(),
+            max_signals,
+            new_terms: new_terms.then(|| NewTermsParams {
+                fields: vec!["user.name".into()],
+                history_window_start: crate::time::parse_datemath("now-10d").unwrap(),
+            }),
+            rule_fields: Map::new(),
+        }
+    }
+
+    fn window() -> Window {
+        let t = crate::time::parse_absolute("2024-01-01T00:06:00Z").unwrap();
+        Window::at(&rule(1, false), t)
+    }
+
+    async fn run(r: &ExecRule, b: &Scripted) -> ExecutionResult {
+        execute(r, window(), b, "exec", Utc::now()).await
+    }
+
+    #[tokio::test]
+    async fn query_rule_alerts_on_every_hit_across_pages() {
+        let b = Scripted::with_hits(250);
+        let res = run(&rule(1000, false), &b).await;
+        assert_eq!(res.alerts_created, 250);
+        assert_eq!(res.hits, 250);
+        assert_eq!(
+            *b.pages_served.lock().unwrap(),
+            3,
+            "page size is min(max_signals, 100)"
+        );
+        assert!(!res.capped);
+        assert_eq!(res.status, Status::Succeeded);
+    }
+
+    #[tokio::test]
+    async fn cap_truncates_with_kibana_warning_and_closes_the_search() {
+        let b = Scripted::with_hits(250);
+        let res = run(&rule(100, false), &b).await;
+        assert_eq!(res.alerts_created, 100);
+        assert!(res.capped);
+        assert_eq!(res.status, Status::PartialFailure);
+        assert_eq!(res.warnings, vec![MAX_SIGNALS_WARNING.to_string()]);
+        assert_eq!(*b.closed.lock().unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn duplicates_do_not_consume_the_cap() {
+        let b = Scripted::with_hits(150);
+        // an earlier overlapping window alerted on the first 60 events
+        let first = run(&rule(60, false), &b).await;
+        assert_eq!(first.alerts_created, 60);
+        let second = run(&rule(60, false), &b).await;
+        assert_eq!(second.duplicates, 60);
+        assert_eq!(
+            second.alerts_created, 60,
+            "the next 60 events alert despite the duplicates"
+        );
+        let third = run(&rule(100, false), &b).await;
+        assert_eq!(third.alerts_created, 30);
+        assert_eq!(third.duplicates, 120);
+        assert!(!third.capped);
+    }
+
+    #[tokio::test]
+    async fn exact_cap_without_more_hits_is_not_capped() {
+        let b = Scripted::with_hits(5);
+        let res = run(&rule(5, false), &b).await;
+        assert_eq!(res.alerts_created, 5);
+        assert!(!res.capped);
+    }
+
+    #[tokio::test]
+    async fn new_terms_alerts_carry_values_and_distinct_ids_per_term() {
+        let mut b = Scripted::with_hits(0);
+        let hit = Scripted::with_hits(1).hits.remove(0);
+        b.terms = vec![vec![json!("a")], vec![json!("b")]];
+        b.new_terms = vec![
+            NewTerm {
+                values: vec![json!("a")],
+                hit: hit.clone(),
+            },
+            NewTerm {
+                values: vec![json!("b")],
+                hit,
+            },
+        ];
+        let res = run(&rule(100, true), &b).await;
+        assert_eq!(
+            res.alerts_created, 2,
+            "one document, two new terms, two alerts"
+        );
+        assert_ne!(res.created_ids[0], res.created_ids[1]);
+    }
+
+    #[tokio::test]
+    async fn history_window_must_start_before_the_window() {
+        let b = Scripted::with_hits(0);
+        let mut r = rule(100, true);
+        r.new_terms = Some(NewTermsParams {
+            fields: vec!["user.name".into()],
+            history_window_start: crate::time::parse_datemath("now-1m").unwrap(),
+        });
+        let res = run(&r, &b).await;
+        assert_eq!(res.status, Status::Failed);
+        assert!(res.message.unwrap().contains("history_window_start"));
+    }
+}
