@@ -63,21 +63,60 @@ pub fn rule_query(ast: &Ast, filters: &[Json], fields: &FieldCatalog) -> Result<
     Ok(json!({"bool": {"must": [], "filter": filter, "should": [], "must_not": must_not}}))
 }
 
-/// `detectd explain`.
+/// `detectd explain`: the query DSL Kibana builds for `--kql QUERY`, or for a rule file's
+/// `query` and `filters` (the `bool` that `getQueryFilter` returns; the per-phase search requests
+/// are printed once the rules and Elasticsearch request modules are wired in).
 pub fn explain_command(_cli: &Cli, args: &ExplainArgs) -> anyhow::Result<ExitCode> {
     let fields = match &args.field_caps {
         Some(path) => load_field_caps(path)?,
         None => FieldCatalog::builtin(),
     };
-    let Some(kql) = &args.kql else {
-        anyhow::bail!(
-            "explain for a rule file is not wired yet (needs the rules and Elasticsearch request modules); use --kql QUERY"
-        );
+    let dsl = match (&args.kql, &args.rule) {
+        (Some(kql), _) => {
+            let ast = crate::kql::parse(kql).map_err(|e| anyhow::anyhow!("kql: {e}"))?;
+            to_dsl(&ast, &fields)?
+        }
+        (None, Some(path)) => rule_file_query(path, &fields)?,
+        (None, None) => anyhow::bail!("explain needs a rule file or --kql QUERY"),
     };
-    let ast = crate::kql::parse(kql).map_err(|e| anyhow::anyhow!("kql: {e}"))?;
-    let dsl = to_dsl(&ast, &fields)?;
     println!("{}", serde_json::to_string_pretty(&dsl)?);
     Ok(ExitCode::SUCCESS)
+}
+
+/// The `getQueryFilter` query of a rule TOML (`[rule] query`, `language = "kuery"`,
+/// `[[rule.filters]]`). Reads only those keys; full validation is `rules::load`'s job.
+pub fn rule_file_query(path: &std::path::Path, fields: &FieldCatalog) -> anyhow::Result<Json> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("reading rule {}: {e}", path.display()))?;
+    let doc: toml::Value = toml::from_str(&text)
+        .map_err(|e| anyhow::anyhow!("rule {} is not valid TOML: {e}", path.display()))?;
+    let rule = doc
+        .get("rule")
+        .ok_or_else(|| anyhow::anyhow!("rule {} has no [rule] table", path.display()))?;
+    let language = rule
+        .get("language")
+        .and_then(toml::Value::as_str)
+        .unwrap_or("kuery");
+    if language != "kuery" {
+        anyhow::bail!(
+            "rule {}: language `{language}` has no KQL query DSL to explain",
+            path.display()
+        );
+    }
+    let query = rule
+        .get("query")
+        .and_then(toml::Value::as_str)
+        .unwrap_or("");
+    let filters: Vec<Json> = match rule.get("filters") {
+        Some(f) => serde_json::to_value(f)
+            .ok()
+            .and_then(|v| v.as_array().cloned())
+            .ok_or_else(|| anyhow::anyhow!("rule {}: `filters` is not an array", path.display()))?,
+        None => Vec::new(),
+    };
+    let ast = crate::kql::parse(query)
+        .map_err(|e| anyhow::anyhow!("rule {}: kql: {e}", path.display()))?;
+    Ok(rule_query(&ast, &filters, fields)?)
 }
 
 /// Reads a saved `_field_caps` response: the raw response JSON, or a fixture file with the
@@ -484,6 +523,55 @@ mod tests {
         };
         // `items.plain` is unknown: no check applies, Kibana sends it as-is.
         assert!(to_dsl(&ast, &c).is_ok());
+    }
+
+    #[test]
+    fn field_caps_file_raw_or_fixture() {
+        let dir = tempfile::tempdir().unwrap();
+        let raw = dir.path().join("raw.json");
+        std::fs::write(
+            &raw,
+            r#"{"indices": ["i"], "fields": {"a": {"keyword": {"type": "keyword"}}}}"#,
+        )
+        .unwrap();
+        let fixture = dir.path().join("fixture.json");
+        std::fs::write(
+            &fixture,
+            r#"{"name": "x", "request": {}, "status": 200, "response": {"fields": {"b": {"date": {"type": "date"}}}}}"#,
+        )
+        .unwrap();
+        assert!(load_field_caps(&raw)
+            .unwrap()
+            .get("a")
+            .unwrap()
+            .is_keyword_only());
+        assert_eq!(
+            load_field_caps(&fixture)
+                .unwrap()
+                .get("b")
+                .unwrap()
+                .kbn_type(),
+            "date"
+        );
+        let bad = dir.path().join("bad.json");
+        std::fs::write(&bad, "{}").unwrap();
+        let e = load_field_caps(&bad).unwrap_err().to_string();
+        assert!(e.contains("bad.json") && e.contains("no `fields`"), "{e}");
+    }
+
+    #[test]
+    fn rule_file_with_another_language_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("r.toml");
+        std::fs::write(
+            &p,
+            "[rule]\nlanguage = \"eql\"\nquery = \"any where true\"\n",
+        )
+        .unwrap();
+        let e = rule_file_query(&p, &FieldCatalog::builtin())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("language `eql`"), "{e}");
     }
 
     #[test]
