@@ -373,36 +373,19 @@ fn range_query(
     Ok(should(queries))
 }
 
-/// The JSON value of a literal as Kibana's grammar types it: numbers (`Number(text)`) and
-/// booleans stay typed when unquoted; everything else is a string.
+/// The JSON value of a literal as Kibana's grammar (`grammar.peggy`) builds it: unquoted `true`
+/// and `false` are booleans; everything else, numbers included, is the string as written (the
+/// current grammar does not type numbers).
 fn literal(value: &Value) -> Json {
     let text = value.joined('*');
-    if value.quoted {
-        return Json::String(text);
+    if !value.quoted && value.kind == LiteralKind::Boolean {
+        match text.as_str() {
+            "true" => return Json::Bool(true),
+            "false" => return Json::Bool(false),
+            _ => {}
+        }
     }
-    match value.kind {
-        LiteralKind::Boolean => match text.as_str() {
-            "true" => Json::Bool(true),
-            "false" => Json::Bool(false),
-            _ => Json::String(text),
-        },
-        LiteralKind::Number => js_number(&text).unwrap_or(Json::String(text)),
-        LiteralKind::String => Json::String(text),
-    }
-}
-
-/// JavaScript's `Number(text)` as JSON: integral values within the safe range as integers.
-fn js_number(text: &str) -> Option<Json> {
-    let n: f64 = text.parse().ok()?;
-    if !n.is_finite() {
-        return None;
-    }
-    if n.fract() == 0.0 && n.abs() <= 9_007_199_254_740_992.0 {
-        // Exact: |n| ≤ 2^53 and integral. `-0` serialises as `0` in JSON.stringify.
-        #[allow(clippy::cast_possible_truncation)]
-        return Some(Json::from(n as i64));
-    }
-    serde_json::Number::from_f64(n).map(Json::Number)
+    Json::String(text)
 }
 
 /// Kibana's epoch test for dates: a number, or a string of digits only.
@@ -468,17 +451,9 @@ mod tests {
     }
 
     #[test]
-    fn numbers_print_as_javascript_does() {
-        assert_eq!(js_number("42"), Some(json!(42)));
-        assert_eq!(js_number("1.50"), Some(json!(1.5)));
-        assert_eq!(js_number("-7"), Some(json!(-7)));
-        assert_eq!(js_number(".5"), Some(json!(0.5)));
-        assert_eq!(js_number("0.0"), Some(json!(0)));
-    }
-
-    #[test]
     fn epoch_values_are_digits_or_numbers() {
         assert!(is_epoch(&json!(1700000000000_i64)));
+        assert!(!is_epoch(&json!(true)));
         assert!(is_epoch(&json!("1700000000000")));
         assert!(!is_epoch(&json!("2024-01-01")));
         assert!(!is_epoch(&json!("now-1d")));
