@@ -11,6 +11,7 @@
 //! [`rule_query`] wraps a rule's query and filters as `buildEsQuery` does. `detectd explain`
 //! prints the result.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use serde_json::{json, Map, Value as Json};
@@ -73,14 +74,19 @@ pub fn explain_command(_cli: &Cli, args: &ExplainArgs) -> anyhow::Result<ExitCod
     };
     let dsl = match (&args.kql, &args.rule) {
         (Some(kql), _) => {
-            let ast = crate::kql::parse(kql).map_err(|e| anyhow::anyhow!("kql: {e}"))?;
+            let ast = crate::kql::parse(kql).map_err(|e| anyhow::anyhow!("kql: {}", e.render()))?;
             to_dsl(&ast, &fields)?
         }
         (None, Some(path)) => rule_file_query(path, &fields)?,
         (None, None) => anyhow::bail!("explain needs a rule file or --kql QUERY"),
     };
-    println!("{}", serde_json::to_string_pretty(&dsl)?);
-    Ok(ExitCode::SUCCESS)
+    let text = serde_json::to_string_pretty(&dsl)?;
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{text}") {
+        // A closed pipe (`| head`) is not an error worth reporting.
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(ExitCode::SUCCESS),
+    }
 }
 
 /// The `getQueryFilter` query of a rule TOML (`[rule] query`, `language = "kuery"`,
@@ -115,7 +121,7 @@ pub fn rule_file_query(path: &std::path::Path, fields: &FieldCatalog) -> anyhow:
         None => Vec::new(),
     };
     let ast = crate::kql::parse(query)
-        .map_err(|e| anyhow::anyhow!("rule {}: kql: {e}", path.display()))?;
+        .map_err(|e| anyhow::anyhow!("rule {}: kql: {}", path.display(), e.render()))?;
     Ok(rule_query(&ast, &filters, fields)?)
 }
 
