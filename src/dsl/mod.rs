@@ -30,6 +30,9 @@ pub enum DslError {
     /// joined by newlines exactly as Kibana words them.
     #[error("{0}")]
     Nested(String),
+    /// A rule filter Kibana cannot convert (`getConvertedValueForField`).
+    #[error("{0}")]
+    Filter(String),
 }
 
 /// The query DSL Kibana's `toElasticsearchQuery` builds for one KQL AST.
@@ -40,8 +43,7 @@ pub fn to_dsl(ast: &Ast, fields: &FieldCatalog) -> Result<Json, DslError> {
 /// Kibana's `buildEsQuery(indexPattern, {query, language: "kuery"}, filters, config)` for a
 /// detection rule (`getQueryFilter`): the query goes into `bool.filter` (a match-all query leaves
 /// it out), each enabled filter object goes to `filter`, or to `must_not` when `meta.negate` is
-/// true. A filter is its `query` member when it has one, else the object without `meta` and
-/// `$state`.
+/// true, after Kibana's `migrateFilter` (see `filter_to_query`).
 pub fn rule_query(ast: &Ast, filters: &[Json], fields: &FieldCatalog) -> Result<Json, DslError> {
     let query = to_dsl(ast, fields)?;
     let mut filter = Vec::new();
@@ -54,7 +56,7 @@ pub fn rule_query(ast: &Ast, filters: &[Json], fields: &FieldCatalog) -> Result<
             continue;
         }
         let negate = f.pointer("/meta/negate") == Some(&Json::Bool(true));
-        let q = filter_to_query(f);
+        let q = filter_to_query(f, fields)?;
         if negate {
             must_not.push(q);
         } else if !is_match_all(&q) {
@@ -428,19 +430,66 @@ fn is_match_all(q: &Json) -> bool {
         .is_some_and(|o| o.len() == 1 && o.get("match_all").is_some_and(|m| m == &json!({})))
 }
 
-/// Kibana's `translateToQuery(cleanFilter(filter))`.
-fn filter_to_query(filter: &Json) -> Json {
-    if let Some(q) = filter.get("query") {
-        return q.clone();
+/// Kibana's `filterToQueryDsl` for one filter object: `migrateFilter` (a deprecated
+/// `match {type: phrase}` becomes `match_phrase`; top-level `exists`, `range`, `match_all` and any
+/// other keys move under `query`), then `translateToQuery(cleanFilter(..))`, i.e. the `query`.
+/// Nested and combined (`meta.type: combined`) filters are not expanded.
+fn filter_to_query(filter: &Json, fields: &FieldCatalog) -> Result<Json, DslError> {
+    let Some(obj) = filter.as_object() else {
+        return Ok(filter.clone());
+    };
+    let match_obj = obj
+        .get("match")
+        .or_else(|| obj.get("query").and_then(|q| q.get("match")))
+        .and_then(Json::as_object);
+    if let Some((name, params)) = match_obj.and_then(|m| m.iter().next()) {
+        if params.get("type").and_then(Json::as_str) == Some("phrase") {
+            let mut p = params.as_object().cloned().unwrap_or_default();
+            if let Some(q) = p.get("query").cloned() {
+                p.insert("query".into(), converted_value(fields, name, q)?);
+            }
+            p.remove("type");
+            return Ok(json!({"match_phrase": {name.as_str(): p}}));
+        }
     }
-    match filter.as_object() {
-        Some(o) => Json::Object(
-            o.iter()
-                .filter(|(k, _)| *k != "meta" && *k != "$state")
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-        ),
-        None => filter.clone(),
+    if let Some(q) = obj.get("query") {
+        return Ok(q.clone());
+    }
+    let mut query = Map::new();
+    for key in ["exists", "range", "match_all"] {
+        if let Some(v) = obj.get(key) {
+            query.insert(key.into(), v.clone());
+        }
+    }
+    for (k, v) in obj {
+        if !matches!(
+            k.as_str(),
+            "meta" | "$state" | "exists" | "range" | "match_all"
+        ) {
+            query.insert(k.clone(), v.clone());
+        }
+    }
+    Ok(Json::Object(query))
+}
+
+/// Kibana's `getConvertedValueForField`: `"true"`/`1` and `"false"`/`0` become booleans for a
+/// boolean field; anything else there is an error.
+fn converted_value(fields: &FieldCatalog, name: &str, v: Json) -> Result<Json, DslError> {
+    if v.is_boolean() || fields.get(name).is_none_or(|f| f.kbn_type() != "boolean") {
+        return Ok(v);
+    }
+    match &v {
+        Json::String(s) if s == "true" => Ok(Json::Bool(true)),
+        Json::String(s) if s == "false" => Ok(Json::Bool(false)),
+        Json::Number(n) if n.as_i64() == Some(1) => Ok(Json::Bool(true)),
+        Json::Number(n) if n.as_i64() == Some(0) => Ok(Json::Bool(false)),
+        _ => Err(DslError::Filter(format!(
+            "{} is not a valid boolean value for boolean field {name}",
+            match &v {
+                Json::String(s) => s.clone(),
+                other => other.to_string(),
+            }
+        ))),
     }
 }
 
