@@ -1,4 +1,5 @@
 //! The Kibana saved objects file: valid NDJSON whose objects reference each other correctly and
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! whose visualisations use fields detectd actually writes.
 
 use std::collections::{HashMap, HashSet};
