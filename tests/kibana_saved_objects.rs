@@ -1,13 +1,17 @@
 //! The Kibana saved objects file: valid NDJSON whose objects reference each other correctly and
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! whose visualisations use fields detectd actually writes.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{HashMap, HashSet};
 
 use serde_json::Value;
 
 fn objects() -> Vec<Value> {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/kibana/saved_objects.ndjson")).unwrap();
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/kibana/saved_objects.ndjson"
+    ))
+    .unwrap();
     text.lines()
         .enumerate()
         .map(|(n, l)| serde_json::from_str(l).unwrap_or_else(|e| panic!("line {}: {e}", n + 1)))
@@ -15,7 +19,12 @@ fn objects() -> Vec<Value> {
 }
 
 fn embedded_json(v: &Value, key: &str) -> Value {
-    serde_json::from_str(v[key].as_str().unwrap_or_else(|| panic!("{key} is a string"))).unwrap()
+    serde_json::from_str(
+        v[key]
+            .as_str()
+            .unwrap_or_else(|| panic!("{key} is a string")),
+    )
+    .unwrap()
 }
 
 #[test]
@@ -23,7 +32,12 @@ fn every_reference_resolves_to_an_object_in_the_file() {
     let objs = objects();
     let ids: HashSet<(String, String)> = objs
         .iter()
-        .map(|o| (o["type"].as_str().unwrap().to_string(), o["id"].as_str().unwrap().to_string()))
+        .map(|o| {
+            (
+                o["type"].as_str().unwrap().to_string(),
+                o["id"].as_str().unwrap().to_string(),
+            )
+        })
         .collect();
     assert_eq!(ids.len(), objs.len(), "ids are unique per type");
     for o in &objs {
@@ -34,15 +48,25 @@ fn every_reference_resolves_to_an_object_in_the_file() {
             .unwrap()
             .iter()
             .map(|r| {
-                let key = (r["type"].as_str().unwrap().to_string(), r["id"].as_str().unwrap().to_string());
-                assert!(ids.contains(&key), "{} references missing {:?}", o["id"], key);
+                let key = (
+                    r["type"].as_str().unwrap().to_string(),
+                    r["id"].as_str().unwrap().to_string(),
+                );
+                assert!(
+                    ids.contains(&key),
+                    "{} references missing {:?}",
+                    o["id"],
+                    key
+                );
                 (r["name"].as_str().unwrap().to_string(), key)
             })
             .collect();
         if let Some(meta) = attrs.get("kibanaSavedObjectMeta") {
             let source = embedded_json(meta, "searchSourceJSON");
             if let Some(name) = source.get("indexRefName").and_then(Value::as_str) {
-                let (t, _) = refs.get(name).unwrap_or_else(|| panic!("{}: {name} not in references", o["id"]));
+                let (t, _) = refs
+                    .get(name)
+                    .unwrap_or_else(|| panic!("{}: {name} not in references", o["id"]));
                 assert_eq!(t, "index-pattern");
             }
         }
@@ -52,7 +76,9 @@ fn every_reference_resolves_to_an_object_in_the_file() {
             assert_eq!(panels.len(), refs.len());
             for p in panels {
                 let name = p["panelRefName"].as_str().unwrap();
-                let (t, _) = refs.get(name).unwrap_or_else(|| panic!("panel {name} not in references"));
+                let (t, _) = refs
+                    .get(name)
+                    .unwrap_or_else(|| panic!("panel {name} not in references"));
                 assert_eq!(p["type"].as_str().unwrap(), t);
             }
         }
