@@ -868,7 +868,7 @@ async fn setup_installs_template_and_bootstraps_the_write_alias() {
     };
     let server = MockServer::start().await;
     Mock::given(method("PUT"))
-        .and(path("/_index_template/detectd-alerts"))
+        .and(path("/_index_template/detectd-alerts-default"))
         .respond_with(reply(&fx[0]))
         .expect(1)
         .mount(&server)
@@ -918,7 +918,7 @@ async fn setup_refuses_a_concrete_index_named_like_the_alias() {
     };
     let server = MockServer::start().await;
     Mock::given(method("PUT"))
-        .and(path("/_index_template/detectd-alerts"))
+        .and(path("/_index_template/detectd-alerts-default"))
         .respond_with(reply(&fx[0]))
         .mount(&server)
         .await;
@@ -954,7 +954,7 @@ async fn setup_accepts_an_existing_write_alias() {
     };
     let server = MockServer::start().await;
     Mock::given(method("PUT"))
-        .and(path("/_index_template/detectd-alerts"))
+        .and(path("/_index_template/detectd-alerts-default"))
         .respond_with(reply(&fx[0]))
         .mount(&server)
         .await;
@@ -971,14 +971,16 @@ async fn setup_accepts_an_existing_write_alias() {
     let reqs = server.received_requests().await.unwrap();
     assert!(reqs
         .iter()
-        .all(|r| r.method.as_str() != "PUT" || r.url.path() == "/_index_template/detectd-alerts"));
+        .all(|r| r.method.as_str() != "PUT"
+            || r.url.path() == "/_index_template/detectd-alerts-default"));
 }
 
 #[tokio::test]
 async fn health_check_reports_missing_indices_forbidden_and_unmapped_time_field() {
-    let Some(fx) = fixtures(&["008", "019", "020"]) else {
+    let Some(fx) = fixtures(&["008", "019", "020", "018"]) else {
         return;
     };
+    let mixed = "nomatch-*,logs-aws.cloudtrail-*";
     let server = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path("/nomatch-*/_search"))
@@ -1002,6 +1004,17 @@ async fn health_check_reports_missing_indices_forbidden_and_unmapped_time_field(
         .respond_with(reply(&fx[1]))
         .mount(&server)
         .await;
+    Mock::given(method("POST"))
+        .and(path(format!("/{mixed}/_search")))
+        .respond_with(reply(&fx[3]))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/logs-aws.cloudtrail-*/_search"))
+        .respond_with(reply(&fx[1]))
+        .mount(&server)
+        .await;
+    mount_field_caps(&server, mixed).await;
     let b = backend(&server.uri());
     let both = vec![
         "logs-aws.cloudtrail-*".to_string(),
@@ -1018,6 +1031,12 @@ async fn health_check_reports_missing_indices_forbidden_and_unmapped_time_field(
             "r2".to_string(),
             "forbidden".to_string(),
             vec!["secret-*".to_string()],
+            "@timestamp".to_string(),
+        ),
+        (
+            "r5".to_string(),
+            "one pattern matches".to_string(),
+            vec!["nomatch-*".to_string(), "logs-aws.cloudtrail-*".to_string()],
             "@timestamp".to_string(),
         ),
         (

@@ -39,6 +39,9 @@ use responses::{describe_error, error_types, BulkResponse, OpenPit, RawHit, Sear
 /// Tuples per multi-field new_terms request before halving on `too_many_clauses`.
 pub const NEW_TERMS_BATCH: usize = 500;
 
+/// Alerts per `_bulk` request.
+pub const BULK_CHUNK: usize = 1000;
+
 /// How often and how patiently retryable failures (429, 502–504, per-item rejections) are retried.
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {
@@ -145,7 +148,7 @@ impl ElasticsearchBackend {
     /// write alias, the state and executions indices.
     pub async fn setup(&self) -> Result<(), Error> {
         let alias = self.alerts_alias.clone();
-        let tpl_path = format!("/_index_template/{}", requests::ALERTS_TEMPLATE);
+        let tpl_path = requests::alerts_template_path(&alias);
         let r = self
             .call(
                 "install alerts template",
@@ -277,12 +280,16 @@ impl ElasticsearchBackend {
                     continue;
                 }
                 Ok(r) if r.status == 404 => {
-                    problems.push(problem(
-                        id,
-                        name,
-                        format!("no index matches {}", indices.join(",")),
-                    ));
-                    continue;
+                    // allow_no_indices=false fails when any one pattern matches nothing; as
+                    // Kibana, only a rule none of whose patterns match is a problem
+                    if !self.any_pattern_matches(indices).await {
+                        problems.push(problem(
+                            id,
+                            name,
+                            format!("no index matches {}", indices.join(",")),
+                        ));
+                        continue;
+                    }
                 }
                 Ok(r) if r.status == 401 || r.status == 403 => {
                     problems.push(problem(
@@ -355,6 +362,25 @@ impl ElasticsearchBackend {
         problems
     }
 
+    async fn any_pattern_matches(&self, indices: &[String]) -> bool {
+        for pattern in indices {
+            let path = format!(
+                "/{}/_search?allow_no_indices=false&ignore_unavailable=true",
+                requests::index_path(std::slice::from_ref(pattern))
+            );
+            let body = Some(ReqBody::Json(requests::probe_body()));
+            if let Ok(r) = self
+                .call("probe index pattern", Method::Post, &path, body, None)
+                .await
+            {
+                if r.status != 404 {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
     /// Field types of `indices` from `_field_caps`, cached per pattern set.
     pub async fn catalog(
         &self,
@@ -387,6 +413,33 @@ impl ElasticsearchBackend {
     async fn rule_query(&self, q: &QuerySpec<'_>, stats: &ExecStats) -> Result<Value, Error> {
         let cat = self.catalog(q.indices, Some(stats)).await?;
         Ok(translate::rule_query(q.query, q.filters, &cat))
+    }
+
+    /// Sends one JSON request (tests and `detectd ingest`): the status and the parsed body.
+    pub async fn send_json(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<(u16, Value), Error> {
+        let r = self
+            .call(
+                path,
+                method,
+                path,
+                body.map(|b| ReqBody::Json(b.clone())),
+                None,
+            )
+            .await?;
+        Ok((r.status, r.body))
+    }
+
+    /// Sends one NDJSON request (`_bulk`): the status and the parsed body.
+    pub async fn send_ndjson(&self, path: &str, body: String) -> Result<(u16, Value), Error> {
+        let r = self
+            .call(path, Method::Post, path, Some(ReqBody::NdJson(body)), None)
+            .await?;
+        Ok((r.status, r.body))
     }
 
     /// One HTTP request: counts the round trip, retries whole-request rejections (429,
@@ -552,6 +605,47 @@ impl ElasticsearchBackend {
                 None => (a.id.clone(), 500, None),
             })
             .collect())
+    }
+
+    /// One bulk request of at most [`BULK_CHUNK`] alerts, retrying rejected items.
+    async fn write_chunk(
+        &self,
+        alerts: &[AlertDoc],
+        stats: &ExecStats,
+        outcome: &mut WriteOutcome,
+    ) -> Result<(), Error> {
+        let mut pending: Vec<&AlertDoc> = alerts.iter().collect();
+        let mut attempt = 0;
+        while !pending.is_empty() {
+            let results = self.bulk_once(&pending, stats).await?;
+            let mut retry = Vec::new();
+            for ((id, status, error), alert) in results.into_iter().zip(pending) {
+                match status {
+                    200..=299 => outcome.created.push(id),
+                    409 => outcome.duplicates.push(id),
+                    429 | 502..=504 if attempt < self.retry.retries => retry.push(alert),
+                    _ => {
+                        let reason = error
+                            .as_ref()
+                            .map(describe_error)
+                            .unwrap_or_else(|| format!("status {status}"));
+                        outcome.failed.push((id, reason));
+                    }
+                }
+            }
+            if !retry.is_empty() {
+                let delay = self.retry.base_delay * 2u32.saturating_pow(attempt);
+                tracing::warn!(
+                    items = retry.len(),
+                    attempt,
+                    "bulk items rejected, retrying"
+                );
+                tokio::time::sleep(delay).await;
+            }
+            pending = retry;
+            attempt += 1;
+        }
+        Ok(())
     }
 
     async fn new_terms_single(
@@ -809,36 +903,8 @@ impl Backend for ElasticsearchBackend {
         stats: &ExecStats,
     ) -> Result<WriteOutcome, Error> {
         let mut outcome = WriteOutcome::default();
-        let mut pending: Vec<&AlertDoc> = alerts.iter().collect();
-        let mut attempt = 0;
-        while !pending.is_empty() {
-            let results = self.bulk_once(&pending, stats).await?;
-            let mut retry = Vec::new();
-            for ((id, status, error), alert) in results.into_iter().zip(pending) {
-                match status {
-                    200..=299 => outcome.created.push(id),
-                    409 => outcome.duplicates.push(id),
-                    429 | 502..=504 if attempt < self.retry.retries => retry.push(alert),
-                    _ => {
-                        let reason = error
-                            .as_ref()
-                            .map(describe_error)
-                            .unwrap_or_else(|| format!("status {status}"));
-                        outcome.failed.push((id, reason));
-                    }
-                }
-            }
-            if !retry.is_empty() {
-                let delay = self.retry.base_delay * 2u32.saturating_pow(attempt);
-                tracing::warn!(
-                    items = retry.len(),
-                    attempt,
-                    "bulk items rejected, retrying"
-                );
-                tokio::time::sleep(delay).await;
-            }
-            pending = retry;
-            attempt += 1;
+        for chunk in alerts.chunks(BULK_CHUNK) {
+            self.write_chunk(chunk, stats, &mut outcome).await?;
         }
         Ok(outcome)
     }

@@ -17,8 +17,11 @@ pub const PIT_KEEP_ALIVE: &str = "1m";
 pub const STATE_INDEX: &str = "detectd-state";
 /// Index holding one document per execution.
 pub const EXECUTIONS_INDEX: &str = "detectd-executions";
-/// Name of the composable template installed for the alerts indices.
-pub const ALERTS_TEMPLATE: &str = "detectd-alerts";
+/// Path of the composable template of the alerts indices behind `alias` (named after the
+/// alias, so two detectd instances with different aliases do not overwrite each other's).
+pub fn alerts_template_path(alias: &str) -> String {
+    format!("/_index_template/{}", encode_path_segment(alias))
+}
 /// Name of the aggregation every aggregation request uses.
 pub const AGG_NAME: &str = "new_terms";
 /// Query string for plain searches: missing indices and patterns matching nothing are empty
