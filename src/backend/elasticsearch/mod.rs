@@ -9,7 +9,6 @@
 
 pub mod requests;
 pub mod responses;
-pub mod translate;
 
 use std::collections::{BTreeMap, HashMap};
 use std::process::ExitCode;
@@ -402,7 +401,11 @@ impl ElasticsearchBackend {
             )
             .await?;
         let body = ok_or_error(&op, r)?;
-        let cat = Arc::new(translate::catalog_from_field_caps(&body));
+        let cat = FieldCatalog::from_field_caps(&body).map_err(|e| Error::Request {
+            operation: op.clone(),
+            reason: format!("unreadable field caps: {e}"),
+        })?;
+        let cat = Arc::new(cat);
         if let Ok(mut m) = self.catalogs.lock() {
             m.insert(key, cat.clone());
         }
@@ -412,7 +415,7 @@ impl ElasticsearchBackend {
     /// The translated rule query (without the time range).
     async fn rule_query(&self, q: &QuerySpec<'_>, stats: &ExecStats) -> Result<Value, Error> {
         let cat = self.catalog(q.indices, Some(stats)).await?;
-        Ok(translate::rule_query(q.query, q.filters, &cat))
+        crate::dsl::rule_query(q.query, q.filters, &cat).map_err(|e| Error::Unsupported(e.to_string()))
     }
 
     /// Sends one JSON request (tests and `detectd ingest`): the status and the parsed body.
