@@ -1110,3 +1110,93 @@ async fn state_round_trips_through_the_state_index() {
         .unwrap();
     check("state_and_executions", &sent(&server).await);
 }
+
+/// Answers a `_bulk` with one item per action line: the first item of the first request is
+/// rejected (429), every other one created.
+struct BulkAnswer {
+    calls: Arc<AtomicUsize>,
+}
+
+impl Respond for BulkAnswer {
+    fn respond(&self, r: &Request) -> ResponseTemplate {
+        let call = self.calls.fetch_add(1, Ordering::SeqCst);
+        let text = String::from_utf8(r.body.clone()).unwrap();
+        let n = text.lines().count() / 2;
+        let items: Vec<Value> = (0..n)
+            .map(|i| {
+                if call == 0 && i == 0 {
+                    json!({"create": {"_index": ".ds-x", "_id": null, "status": 429, "error": {"type": "es_rejected_execution_exception", "reason": "rejected"}}})
+                } else {
+                    json!({"create": {"_index": ".ds-x", "_id": format!("id{call}-{i}"), "status": 201}})
+                }
+            })
+            .collect();
+        ResponseTemplate::new(200).set_body_json(json!({"errors": call == 0, "items": items}))
+    }
+}
+
+#[tokio::test]
+async fn ingest_installs_the_template_and_bulk_creates_normalised_records() {
+    let Some(tests) = common::shared_data("integrations-cloudtrail/tests") else {
+        return;
+    };
+    let files = vec![
+        tests.join("test-create-document-json.log"),
+        tests.join("test-console-login-json.log"),
+    ];
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/_index_template/logs-aws.cloudtrail"))
+        .respond_with(ResponseTemplate::new(404).set_body_json(json!({"error": {"type": "resource_not_found_exception", "reason": "index template matching [logs-aws.cloudtrail] not found"}, "status": 404})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("PUT"))
+        .and(path("/_index_template/logs-aws.cloudtrail"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"acknowledged": true})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let calls = Arc::new(AtomicUsize::new(0));
+    Mock::given(method("POST"))
+        .and(path("/logs-aws.cloudtrail-default/_bulk"))
+        .respond_with(BulkAnswer {
+            calls: calls.clone(),
+        })
+        .mount(&server)
+        .await;
+    let b = backend(&server.uri());
+    let totals =
+        detectd::backend::elasticsearch::ingest::ingest(&b, &files, "logs-aws.cloudtrail-default")
+            .await
+            .unwrap();
+    let records: usize = files
+        .iter()
+        .map(|f| {
+            detectd::backend::elasticsearch::ingest::read_records(f)
+                .unwrap()
+                .len()
+        })
+        .sum();
+    assert!(records >= 2);
+    assert_eq!(totals.records, records);
+    assert_eq!(totals.indexed + totals.skipped, records);
+    assert_eq!(totals.failed, 0);
+    let reqs = server.received_requests().await.unwrap();
+    let bulks: Vec<&Request> = reqs
+        .iter()
+        .filter(|r| r.url.path().ends_with("_bulk"))
+        .collect();
+    // one bulk per file plus the retry of the rejected item
+    assert_eq!(bulks.len(), 3);
+    let first = String::from_utf8(bulks[0].body.clone()).unwrap();
+    let doc: Value = serde_json::from_str(first.lines().nth(1).unwrap()).unwrap();
+    assert_eq!(doc["event"]["provider"], "ssm.amazonaws.com");
+    assert!(first.lines().step_by(2).all(|l| l == "{\"create\":{}}"));
+    let template: Vec<Value> = reqs
+        .iter()
+        .filter(|r| r.method.as_str() == "PUT")
+        .map(body_json)
+        .collect();
+    check("ingest_template", &Value::Array(template));
+}

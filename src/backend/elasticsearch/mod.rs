@@ -7,6 +7,7 @@
 //! (`Accept` and `Content-Type`), never the 8.x `compatible-with` media types, so the same
 //! client talks to 7.10+ and 8.x servers.
 
+pub mod ingest;
 pub mod requests;
 pub mod responses;
 
@@ -415,7 +416,8 @@ impl ElasticsearchBackend {
     /// The translated rule query (without the time range).
     async fn rule_query(&self, q: &QuerySpec<'_>, stats: &ExecStats) -> Result<Value, Error> {
         let cat = self.catalog(q.indices, Some(stats)).await?;
-        crate::dsl::rule_query(q.query, q.filters, &cat).map_err(|e| Error::Unsupported(e.to_string()))
+        crate::dsl::rule_query(q.query, q.filters, &cat)
+            .map_err(|e| Error::Unsupported(e.to_string()))
     }
 
     /// Sends one JSON request (tests and `detectd ingest`): the status and the parsed body.
@@ -1031,9 +1033,26 @@ fn ok_or_error(op: &str, r: Reply) -> Result<Value, Error> {
     })
 }
 
-/// `detectd ingest`.
-pub fn ingest_command(_cli: &Cli, _args: &IngestArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!(
-        "`detectd ingest` is not implemented yet: it needs the CloudTrail normaliser (crate::ecs)"
-    )
+/// `detectd ingest FILES... --index NAME`: raw CloudTrail to ECS into Elasticsearch.
+pub fn ingest_command(cli: &Cli, args: &IngestArgs) -> anyhow::Result<ExitCode> {
+    let config = crate::config::Config::load(&cli.config)?;
+    let backend = ElasticsearchBackend::new(&config.elasticsearch, &config.alerts)?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    let started = Instant::now();
+    let totals = runtime.block_on(ingest::ingest(&backend, &args.files, &args.index))?;
+    eprintln!(
+        "ingested {} of {} records from {} files into {} in {:.1}s ({} skipped, {} refused)",
+        totals.indexed,
+        totals.records,
+        totals.files,
+        args.index,
+        started.elapsed().as_secs_f64(),
+        totals.skipped,
+        totals.failed
+    );
+    Ok(if totals.failed > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }

@@ -365,3 +365,70 @@ pub fn field_caps_path(indices: &[String]) -> String {
         index_path(indices)
     )
 }
+
+/// `_bulk` NDJSON of `create` actions without ids (ingest; data streams accept only `create`).
+pub fn bulk_create_auto_id_body(docs: &[&Value]) -> String {
+    let mut out = String::new();
+    for d in docs {
+        out.push_str("{\"create\":{}}\n");
+        out.push_str(&d.to_string());
+        out.push('\n');
+    }
+    out
+}
+
+/// The index template `detectd ingest` installs for `index`: name and body. A data stream
+/// name (`logs-<dataset>-<namespace>`) gets a data-stream template on `logs-<dataset>-*`;
+/// anything else a template on exactly that name. Mappings: the aws integration's main
+/// CloudTrail fields (keyword, `ignore_above: 8191` strings, `flattened` objects, `ip`, dates),
+/// other strings keyword as ECS maps them.
+pub fn cloudtrail_template(index: &str) -> (String, Value) {
+    let data_stream = index.starts_with("logs-") && index.matches('-').count() >= 2;
+    let (name, pattern) = match index.rsplit_once('-') {
+        Some((prefix, _)) if data_stream => (prefix.to_string(), format!("{prefix}-*")),
+        _ => (format!("detectd-ingest-{index}"), index.to_string()),
+    };
+    let kw = json!({"type": "keyword"});
+    let long_kw = json!({"type": "keyword", "ignore_above": 8191});
+    let flat = json!({"type": "flattened"});
+    let date = json!({"type": "date"});
+    let ck = json!({"type": "constant_keyword"});
+    let cloudtrail = json!({"properties": {
+        "user_identity": {"properties": {"arn": kw, "type": kw, "access_key_id": kw, "invoked_by": kw,
+            "session_context": {"properties": {"creation_date": date, "mfa_authenticated": kw}}}},
+        "resources": {"properties": {"arn": kw, "type": kw, "account_id": kw}},
+        "request_parameters": long_kw, "response_elements": long_kw,
+        "additional_eventdata": long_kw, "service_event_details": long_kw,
+        "flattened": {"properties": {"request_parameters": flat, "response_elements": flat,
+            "additional_eventdata": flat, "service_event_details": flat}},
+        "read_only": {"type": "boolean"},
+        "console_login": {"properties": {"additional_eventdata": {"properties": {
+            "mfa_used": {"type": "boolean"}, "mobile_version": {"type": "boolean"}, "login_to": kw}}}}
+    }});
+    let mappings = json!({
+        "dynamic": true,
+        "dynamic_templates": [{"strings_as_keyword": {
+            "match_mapping_type": "string", "mapping": {"type": "keyword", "ignore_above": 1024}}}],
+        "properties": {
+            "@timestamp": date,
+            "message": {"type": "text"},
+            "data_stream": {"properties": {"type": ck, "dataset": ck, "namespace": ck}},
+            "event": {"properties": {"ingested": date, "created": date, "dataset": ck, "module": ck,
+                "original": {"type": "keyword", "index": false, "doc_values": false}}},
+            "source": {"properties": {"ip": {"type": "ip"}, "address": kw,
+                "geo": {"properties": {"location": {"type": "geo_point"}}}}},
+            "aws": {"properties": {"cloudtrail": cloudtrail}}
+        }
+    });
+    let mut body = json!({
+        "index_patterns": [pattern],
+        "priority": 200,
+        "template": {"settings": {"index": {"number_of_shards": 1, "auto_expand_replicas": "0-1"}}, "mappings": mappings}
+    });
+    if let Some(o) = body.as_object_mut() {
+        if data_stream {
+            o.insert("data_stream".into(), json!({}));
+        }
+    }
+    (name, body)
+}
