@@ -1200,3 +1200,96 @@ async fn ingest_installs_the_template_and_bulk_creates_normalised_records() {
         .collect();
     check("ingest_template", &Value::Array(template));
 }
+
+#[tokio::test]
+async fn odd_responses_partial_failures_closed_pits_and_too_many_buckets() {
+    let Some(fx) = fixtures(&["053", "122", "032", "033"]) else {
+        return;
+    };
+    let indices = vec![
+        "logs-aws.cloudtrail-*".to_string(),
+        "filebeat-*".to_string(),
+    ];
+    let query = is("event.action", "CreateDocument");
+    let time = TimeField {
+        primary: "@timestamp".into(),
+        fallback_to_timestamp: true,
+    };
+    let q = QuerySpec {
+        indices: &indices,
+        query: &query,
+        filters: &[],
+        time: &time,
+        from: t(FROM),
+        to: t(TO),
+    };
+    let fields = vec!["cloud.account.id".to_string(), "user.name".to_string()];
+    let stats = ExecStats::default();
+
+    // 200 with one failed shard: the other shard's buckets are the page
+    let server = MockServer::start().await;
+    mount_field_caps(&server, BOTH).await;
+    Mock::given(method("POST"))
+        .and(path(format!("/{BOTH}/_search")))
+        .respond_with(reply(&fx[0]))
+        .mount(&server)
+        .await;
+    let page = backend(&server.uri())
+        .terms_page(&q, &fields, 10, None, &stats)
+        .await
+        .unwrap();
+    let expected = fx[0]["response"]["aggregations"]["new_terms"]["buckets"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert!(expected > 0);
+    assert_eq!(page.tuples.len(), expected);
+
+    // 503 too_many_buckets (empty root_cause): not retried, the cause comes from caused_by
+    let server = MockServer::start().await;
+    mount_field_caps(&server, BOTH).await;
+    Mock::given(method("POST"))
+        .and(path(format!("/{BOTH}/_search")))
+        .respond_with(reply(&fx[1]))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let err = backend(&server.uri())
+        .terms_page(&q, &fields, 10, None, &stats)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("HTTP 503")
+            && err.to_string().contains("too_many_buckets_exception"),
+        "{err}"
+    );
+
+    // closing an already closed PIT is fine; searching it is an error naming the cause
+    let server = MockServer::start().await;
+    mount_field_caps(&server, BOTH).await;
+    Mock::given(method("DELETE"))
+        .and(path("/_pit"))
+        .respond_with(reply(&fx[2]))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/_search"))
+        .respond_with(reply(&fx[3]))
+        .mount(&server)
+        .await;
+    let b = backend(&server.uri());
+    let cursor = detectd::backend::Cursor {
+        pit: Some("gone".into()),
+        search_after: vec![json!(1795466668000u64)],
+    };
+    b.close_search(&cursor, &stats).await.unwrap();
+    let err = b
+        .search_page(&q, 3, Some(&cursor), &stats)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("HTTP 404")
+            && err.to_string().contains("search_context_missing_exception"),
+        "{err}"
+    );
+}
