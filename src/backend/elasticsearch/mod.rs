@@ -39,6 +39,9 @@ use responses::{describe_error, error_types, BulkResponse, OpenPit, RawHit, Sear
 /// Tuples per multi-field new_terms request before halving on `too_many_clauses`.
 pub const NEW_TERMS_BATCH: usize = 500;
 
+/// How long `_field_caps` of a pattern set is reused.
+pub const FIELD_CAPS_TTL: Duration = Duration::from_secs(300);
+
 /// Alerts per `_bulk` request.
 pub const BULK_CHUNK: usize = 1000;
 
@@ -78,7 +81,7 @@ pub struct ElasticsearchBackend {
     alerts_alias: String,
     timeout: Duration,
     retry: RetryPolicy,
-    catalogs: Mutex<HashMap<String, Arc<FieldCatalog>>>,
+    catalogs: Mutex<HashMap<String, (Instant, Arc<FieldCatalog>)>>,
 }
 
 struct Reply {
@@ -381,15 +384,20 @@ impl ElasticsearchBackend {
         false
     }
 
-    /// Field types of `indices` from `_field_caps`, cached per pattern set.
+    /// Field types of `indices` from `_field_caps`, cached per pattern set for
+    /// [`FIELD_CAPS_TTL`] (mappings change: new indices, new fields); an empty answer (no index
+    /// yet) is not cached.
     pub async fn catalog(
         &self,
         indices: &[String],
         stats: Option<&ExecStats>,
     ) -> Result<Arc<FieldCatalog>, Error> {
         let key = indices.join(",");
-        if let Some(c) = self.catalogs.lock().ok().and_then(|m| m.get(&key).cloned()) {
-            return Ok(c);
+        let cached = self.catalogs.lock().ok().and_then(|m| m.get(&key).cloned());
+        if let Some((at, c)) = cached {
+            if at.elapsed() < FIELD_CAPS_TTL {
+                return Ok(c);
+            }
         }
         let op = format!("field caps {key}");
         let r = self
@@ -407,8 +415,10 @@ impl ElasticsearchBackend {
             reason: format!("unreadable field caps: {e}"),
         })?;
         let cat = Arc::new(cat);
-        if let Ok(mut m) = self.catalogs.lock() {
-            m.insert(key, cat.clone());
+        if !cat.is_empty() {
+            if let Ok(mut m) = self.catalogs.lock() {
+                m.insert(key, (Instant::now(), cat.clone()));
+            }
         }
         Ok(cat)
     }

@@ -11,8 +11,9 @@ use crate::backend::{AlertDoc, TimeField};
 pub const ALERT_MARKER_FIELD: &str = "kibana.alert.uuid";
 /// `@timestamp`, the fallback time field of a `timestamp_override`.
 pub const TIMESTAMP: &str = "@timestamp";
-/// How long a point in time stays open between two pages.
-pub const PIT_KEEP_ALIVE: &str = "1m";
+/// How long a point in time stays open between two pages (the engine writes a page's alerts
+/// before asking for the next one, which with bulk retries can take more than a minute).
+pub const PIT_KEEP_ALIVE: &str = "5m";
 /// Index holding one document per rule with its scheduler state.
 pub const STATE_INDEX: &str = "detectd-state";
 /// Index holding one document per execution.
