@@ -173,7 +173,14 @@ pub async fn ingest(
     ensure_template(b, index).await?;
     let mut totals = IngestTotals::default();
     let opts = NormalizeOptions::default();
-    for file in collect_files(files) {
+    let files = collect_files(files);
+    // drawn only when stderr is a terminal
+    let bar = indicatif::ProgressBar::new(files.len() as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} files {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    for file in files {
         let records = read_records(&file)?;
         totals.files += 1;
         totals.records += records.len();
@@ -196,6 +203,9 @@ pub async fn ingest(
         totals.indexed += ok;
         totals.failed += bad;
         tracing::info!(file = %file.display(), records = records.len(), indexed = ok, failed = bad, "file ingested");
+        bar.inc(1);
+        bar.set_message(format!("{} documents indexed", totals.indexed));
     }
+    bar.finish_and_clear();
     Ok(totals)
 }
