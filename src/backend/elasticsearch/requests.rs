@@ -433,3 +433,86 @@ pub fn cloudtrail_template(index: &str) -> (String, Value) {
     }
     (name, body)
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn tf(primary: &str, fallback: bool) -> TimeField {
+        TimeField {
+            primary: primary.to_string(),
+            fallback_to_timestamp: fallback,
+        }
+    }
+
+    #[test]
+    fn path_segments_keep_patterns_and_escape_the_rest() {
+        assert_eq!(
+            encode_path_segment("logs-aws.cloudtrail-*"),
+            "logs-aws.cloudtrail-*"
+        );
+        // a remote cluster prefix must not look like a URL scheme to `Url::join`
+        assert_eq!(encode_path_segment("remote:logs-*"), "remote%3Alogs-*");
+        assert_eq!(encode_path_segment("a/b c"), "a%2Fb%20c");
+        assert_eq!(index_path(&["a-*".to_string(), "b".to_string()]), "a-*,b");
+    }
+
+    #[test]
+    fn override_fallback_only_when_enabled_and_not_timestamp() {
+        let from = "2026-11-23T20:04:28Z".parse().unwrap();
+        let to = "2026-11-23T21:04:28Z".parse().unwrap();
+        let plain = time_range_filter(&tf("event.ingested", false), from, to);
+        assert!(plain["range"]["event.ingested"]["gte"] == "2026-11-23T20:04:28.000Z");
+        assert_eq!(
+            time_sort(&tf("event.ingested", false))
+                .as_array()
+                .unwrap()
+                .len(),
+            1
+        );
+        let ts = time_range_filter(&tf("@timestamp", true), from, to);
+        assert!(ts.get("range").is_some());
+        let fb = time_range_filter(&tf("event.ingested", true), from, to);
+        assert_eq!(fb["bool"]["minimum_should_match"], 1);
+        assert_eq!(
+            fb["bool"]["should"][1]["bool"]["filter"][1]["bool"]["must_not"]["exists"]["field"],
+            "event.ingested"
+        );
+        assert_eq!(
+            time_sort(&tf("event.ingested", true))
+                .as_array()
+                .unwrap()
+                .len(),
+            2
+        );
+    }
+
+    #[test]
+    fn ingest_template_is_a_data_stream_only_for_data_stream_names() {
+        let (name, body) = cloudtrail_template("logs-aws.cloudtrail-default");
+        assert_eq!(name, "logs-aws.cloudtrail");
+        assert_eq!(body["index_patterns"][0], "logs-aws.cloudtrail-*");
+        assert!(body.get("data_stream").is_some());
+        let (name, body) = cloudtrail_template("cloudtrail");
+        assert_eq!(name, "detectd-ingest-cloudtrail");
+        assert_eq!(body["index_patterns"][0], "cloudtrail");
+        assert!(body.get("data_stream").is_none());
+    }
+
+    #[test]
+    fn bulk_bodies_end_every_line_with_a_newline() {
+        let a = AlertDoc {
+            id: "x".into(),
+            doc: json!({"a": 1}),
+        };
+        assert_eq!(
+            bulk_create_body(&[&a]),
+            "{\"create\":{\"_id\":\"x\"}}\n{\"a\":1}\n"
+        );
+        assert_eq!(
+            bulk_create_auto_id_body(&[&json!({"b": 2})]),
+            "{\"create\":{}}\n{\"b\":2}\n"
+        );
+    }
+}
