@@ -206,6 +206,8 @@ impl DslCompiler<'_> {
                         }
                     }
                 }
+                let format = o.get("format").and_then(Value::as_str);
+                let epoch_ok = format.is_none_or(|f| f.split("||").any(|x| x == "epoch_millis"));
                 let now = self.now;
                 self.leaf(field, |k| {
                     let mut r = RangeQ::default();
@@ -223,6 +225,14 @@ impl DslCompiler<'_> {
                             continue;
                         }
                         let raw = scalar(v)?;
+                        // With an explicit `format`, a number only parses when it lists
+                        // `epoch_millis` (ES: `failed to parse date field`).
+                        if matches!(k, Kind::Date) && v.is_number() && !epoch_ok {
+                            return Err(format!(
+                                "field `{field}` (date): cannot parse `{raw}` with format `{}`",
+                                format.unwrap_or_default()
+                            ));
+                        }
                         let b = make_bound(field, k, &raw, inclusive, upper, now)
                             .map_err(|e| e.to_string())?;
                         if upper {
