@@ -19,14 +19,23 @@
 //! - text: the standard analyzer; `match` is an OR of tokens, `match_phrase` needs consecutive
 //!   tokens in one value, `query_string` wildcards are lowercased and matched per token, `term`
 //!   compares the raw value with the (lowercased) tokens;
-//! - dates by instant (`f:2024-01-01` is `gte`/`lte` of the same day: upper bounds fill missing
-//!   time components with their maximum), numbers by value, booleans, IPs with CIDR blocks;
+//! - dates by instant (`f:2024-01-01` is `gte`/`lte` of the same day: `lte`/`gt` bounds fill
+//!   missing time components with their maximum, per the range query's "missing date components"
+//!   documentation and elastic/elasticsearch#113882), numbers by value, booleans, IPs with CIDR;
+//!   `now` in date math is resolved when the query is compiled;
 //! - arrays match when any element does; dotted paths go through arrays of objects;
 //! - a field missing from the catalog is typed as ES dynamic mapping would type the document's
 //!   value: a string is `text` with a `.keyword` sub-field (`ignore_above: 256`), or a `date` when
 //!   it looks like `strict_date_optional_time`; numbers and booleans by their JSON type;
 //! - free text (no field) behaves like `multi_match`/`query_string` over `default_field: *`
-//!   with `lenient: true`: any leaf of the document matching the value for its type.
+//!   with `lenient: true`: any leaf of the document matching the value for its type (Fleet
+//!   templates narrow `index.query.default_field` to a field list; the matcher searches all);
+//! - `f:{ q }` evaluates `q` on each object of the array at `f` (ES requires a `nested`
+//!   mapping there and answers 400 otherwise; the matcher does not check the mapping);
+//! - a wildcard field name (`event.act*:x`) expands over the catalog; none → no match.
+//!
+//! Cost: `prepare` walks the document once (only into objects on the path of a used field) and
+//! makes two allocations; evaluation allocates nothing except for free-text and nested queries.
 
 mod analyze;
 mod filters;
@@ -421,7 +430,7 @@ impl FieldTable {
         let mut leaves = Vec::new();
         let mut path = String::with_capacity(96);
         self.walk(doc, &mut path, None, &mut pairs, &mut leaves);
-        pairs.sort_by_key(|p| p.0);
+        pairs.sort_unstable_by_key(|p| p.0);
         let n = self.names.len();
         let mut offsets = vec![0u32; n + 1];
         for (slot, _) in &pairs {
