@@ -45,6 +45,55 @@ pub struct ExecRule {
     pub rule_fields: Map<String, Value>,
 }
 
+impl ExecRule {
+    /// The execution view of a validated rule; `Err` names why the rule type cannot run
+    /// (only `query` and `new_terms` KQL rules execute).
+    pub fn from_rule(rule: &crate::rules::Rule) -> Result<ExecRule, String> {
+        use crate::rules::RuleKind;
+        let (query, new_terms) = match &rule.kind {
+            RuleKind::Query { query, .. } => (query.clone(), None),
+            RuleKind::NewTerms {
+                query,
+                fields,
+                history_window_start,
+                ..
+            } => (
+                query.clone(),
+                Some(NewTermsParams {
+                    fields: fields.clone(),
+                    history_window_start: history_window_start.clone(),
+                }),
+            ),
+            other => return Err(format!("rule type `{}` is not executed", other.type_name())),
+        };
+        let time = match &rule.timestamp_override {
+            Some(f) => TimeField {
+                primary: f.clone(),
+                fallback_to_timestamp: !rule.timestamp_override_fallback_disabled,
+            },
+            None => TimeField {
+                primary: "@timestamp".into(),
+                fallback_to_timestamp: false,
+            },
+        };
+        Ok(ExecRule {
+            rule_id: rule.rule_id.clone(),
+            name: rule.name.clone(),
+            severity: rule.severity.as_str().to_string(),
+            risk_score: f64::from(rule.risk_score),
+            indices: rule.index.clone(),
+            query,
+            filters: rule.filters.clone(),
+            time,
+            from: rule.from.clone(),
+            to: rule.to.clone(),
+            max_signals: rule.max_signals as usize,
+            new_terms,
+            rule_fields: rule.alert_rule_fields(),
+        })
+    }
+}
+
 /// new_terms parameters.
 #[derive(Debug, Clone)]
 pub struct NewTermsParams {

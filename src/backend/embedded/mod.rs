@@ -230,10 +230,13 @@ pub fn compile(
     filters: &[Value],
     catalog: &FieldCatalog,
 ) -> Result<DocMatcher, Error> {
-    let _ = (query, filters, catalog);
-    Err(Error::Unsupported(
-        "the embedded matcher is not wired yet".into(),
-    ))
+    let unsupported = |e: crate::matcher::CompileError| Error::Unsupported(e.to_string());
+    let mut m = crate::matcher::Matcher::compile(query, catalog).map_err(unsupported)?;
+    if !filters.is_empty() {
+        m = m.and(crate::matcher::compile_filters(filters, catalog).map_err(unsupported)?);
+    }
+    let m = Arc::new(m);
+    Ok(Arc::new(move |doc: &Value| m.matches_json(doc)))
 }
 
 #[async_trait]
