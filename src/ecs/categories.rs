@@ -1,7 +1,10 @@
 //! The pipeline's `Add ECS categorization` table: `event.category` / `event.type` per `event.action`.
 
-/// `(action, categories, types)`; a `None` list means the pipeline's entry does not set it.
-pub const CATEGORIES: &[(&str, Option<&[&str]>, Option<&[&str]>)] = &[
+/// A list of ECS values, `None` when the entry does not set the field.
+pub type Values = Option<&'static [&'static str]>;
+
+/// `(action, categories, types)`, sorted by action.
+pub const CATEGORIES: &[(&str, Values, Values)] = &[
     ("AddUserToGroup", Some(&["iam"]), Some(&["group", "change"])),
     ("AssumeRole", Some(&["authentication"]), Some(&["info"])),
     (
@@ -199,13 +202,8 @@ pub const CATEGORIES: &[(&str, Option<&[&str]>, Option<&[&str]>)] = &[
     ("UpdateUser", Some(&["iam"]), Some(&["user", "change"])),
 ];
 
-/// The entry for `action`, if the table has one.
-pub fn lookup(
-    action: &str,
-) -> Option<(
-    Option<&'static [&'static str]>,
-    Option<&'static [&'static str]>,
-)> {
+/// The entry for `action`, if the table has one: `(categories, types)`.
+pub fn lookup(action: &str) -> Option<(Values, Values)> {
     CATEGORIES
         .binary_search_by(|e| e.0.cmp(action))
         .ok()
