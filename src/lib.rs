@@ -19,4 +19,5 @@ pub mod matcher;
 pub mod metrics;
 pub mod rules;
 pub mod scheduler;
+pub mod service;
 pub mod time;
