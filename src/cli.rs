@@ -115,7 +115,7 @@ pub struct GenerateArgs {
     #[arg(long, default_value = "2026-11-01")]
     pub start: String,
     /// Events on a working day (approximate; weekends are quieter).
-    #[arg(long, default_value_t = 800)]
+    #[arg(long, default_value_t = 650)]
     pub events_per_day: u64,
     /// Number of AWS accounts.
     #[arg(long, default_value_t = 3)]
