@@ -208,7 +208,7 @@ fn files_are_cloudtrail_deliveries() {
             assert!(matches!(s(r, "/additionalEventData/MFAUsed"), "Yes" | "No"));
         } else if s(r, "/userIdentity/type") != "AWSService" {
             assert!(
-                r.get("tlsDetails").is_some() || s(r, "/userIdentity/invokedBy") != "",
+                r.get("tlsDetails").is_some() || !s(r, "/userIdentity/invokedBy").is_empty(),
                 "{r}"
             );
         }
