@@ -214,7 +214,10 @@ pub fn generate(opts: &Options) -> Result<Manifest, GenerateError> {
         }
     }
     let path = opts.out.join("MANIFEST.json");
-    let mut text = serde_json::to_string_pretty(&manifest).unwrap_or_default();
+    let mut text = serde_json::to_string_pretty(&manifest).map_err(|e| GenerateError::Io {
+        path: path.clone(),
+        source: std::io::Error::other(e),
+    })?;
     text.push('\n');
     fs::write(&path, text).map_err(|source| GenerateError::Io { path, source })?;
     Ok(manifest)
@@ -905,4 +908,48 @@ fn write_file(
     let mut inner = gz.finish().map_err(io)?;
     inner.flush().map_err(io)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn days_and_weekdays() {
+        let monday = parse_day("2026-11-02").unwrap();
+        assert_eq!(weekday(monday), 0);
+        assert_eq!(weekday(monday - 1), 6);
+        assert_eq!(format_time(monday * DAY), "2026-11-02T00:00:00Z");
+        assert!(matches!(
+            parse_day("2026-11-31"),
+            Err(GenerateError::InvalidStart(_))
+        ));
+    }
+
+    #[test]
+    fn picker_follows_weights_and_skips_zero() {
+        let p = Picker::new(vec![10, 20, 30], |i| if i == 20 { 0 } else { i as u32 });
+        let mut rng = Rng::new(9);
+        let mut counts = HashMap::new();
+        for _ in 0..40_000 {
+            *counts.entry(p.pick(&mut rng).unwrap()).or_insert(0u32) += 1;
+        }
+        assert!(!counts.contains_key(&20));
+        // 30 has three times the weight of 10.
+        let ratio = f64::from(counts[&30]) / f64::from(counts[&10]);
+        assert!((2.7..3.3).contains(&ratio), "{ratio}");
+        assert_eq!(Picker::new(vec![1], |_| 0).pick(&mut rng), None);
+    }
+
+    #[test]
+    fn delivery_file_names_follow_s3_layout() {
+        let world = world::build(1, 1, 4);
+        let t = parse_day("2026-11-03").unwrap() * DAY + 14 * 3600 + 5 * 60;
+        let acct = &world.accounts[0];
+        assert_eq!(
+            file_path(&world, 0, 1, t, "abc"),
+            format!("AWSLogs/{acct}/CloudTrail/eu-west-1/2026/11/03/{acct}_CloudTrail_eu-west-1_20261103T1405Z_abc.json.gz")
+        );
+    }
 }
