@@ -102,21 +102,33 @@ pub struct EcsArgs {
 
 #[derive(Debug, Args)]
 pub struct GenerateArgs {
-    /// Output folder (created).
+    /// Output folder (created; holds AWSLogs/ and MANIFEST.json).
     #[arg(long, default_value = "sample")]
     pub out: PathBuf,
-    /// Random seed: the same seed gives the same files.
+    /// Random seed: the same seed and options give byte-identical files.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Days of activity.
+    /// Days of activity; the injected events are on the last day.
     #[arg(long, default_value_t = 3)]
     pub days: u32,
-    /// First day (YYYY-MM-DD).
+    /// First day (YYYY-MM-DD, UTC).
     #[arg(long, default_value = "2026-11-01")]
     pub start: String,
-    /// Events per day (approximate).
-    #[arg(long, default_value_t = 2000)]
+    /// Events on a working day (approximate; weekends are quieter).
+    #[arg(long, default_value_t = 650)]
     pub events_per_day: u64,
+    /// Number of AWS accounts.
+    #[arg(long, default_value_t = 3)]
+    pub accounts: u16,
+    /// People (IAM users and SSO sessions) per account.
+    #[arg(long, default_value_t = 60)]
+    pub users_per_account: u16,
+    /// gzip level (0-9).
+    #[arg(long, default_value_t = 6)]
+    pub compression: u32,
+    /// Replace an existing <out>/AWSLogs.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]
