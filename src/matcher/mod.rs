@@ -371,55 +371,80 @@ fn is_flattened_root(catalog: &FieldCatalog, name: &str) -> bool {
 // ---------------------------------------------------------------------------------------------
 // Field table and document preparation
 
+/// FxHash-style hashing, a word at a time: field paths are short and trusted.
 #[derive(Default, Clone, Copy)]
-struct Fnv(u64);
+struct Fx(u64);
 
-impl Hasher for Fnv {
+impl Hasher for Fx {
     fn finish(&self) -> u64 {
         self.0
     }
     fn write(&mut self, bytes: &[u8]) {
-        let mut h = if self.0 == 0 {
-            0xcbf2_9ce4_8422_2325
-        } else {
-            self.0
-        };
-        for b in bytes {
-            h ^= u64::from(*b);
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        const K: u64 = 0x517c_c1b7_2722_0a95;
+        let mut h = self.0;
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            h = (h.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(K);
+        }
+        for b in chunks.remainder() {
+            h = (h.rotate_left(5) ^ u64::from(*b)).wrapping_mul(K);
         }
         self.0 = h;
     }
 }
 
-type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<Fnv>>;
-type FastSet<K> = HashSet<K, BuildHasherDefault<Fnv>>;
+type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<Fx>>;
+type FastSet<K> = HashSet<K, BuildHasherDefault<Fx>>;
 
 /// The fields compiled queries read, interned into slots.
 #[derive(Debug, Clone, Default)]
 struct FieldTable {
-    slots: FastMap<String, u32>,
+    /// Every slot name and every proper prefix of one: what the walk does at that path.
+    paths: FastMap<String, PathInfo>,
     names: Vec<String>,
-    /// Every proper prefix of a slot name: the walk skips objects outside them.
-    prefixes: FastSet<String>,
     /// Slots that are flattened roots: they also receive every leaf below them.
     flattened: FastSet<u32>,
     /// A free-text query needs every leaf.
     all_leaves: bool,
 }
 
+#[derive(Debug, Clone, Copy)]
+struct PathInfo {
+    /// The slot of this path, `NO_SLOT` when it is only a prefix.
+    slot: u32,
+    /// Some slot lies below this path: the walk descends into it.
+    prefix: bool,
+}
+
+const NO_SLOT: u32 = u32::MAX;
+
 impl FieldTable {
     fn intern(&mut self, name: &str) -> u32 {
-        if let Some(&s) = self.slots.get(name) {
-            return s;
+        if let Some(info) = self.paths.get_mut(name) {
+            if info.slot != NO_SLOT {
+                return info.slot;
+            }
         }
         let slot = self.names.len() as u32;
         self.names.push(name.to_string());
-        self.slots.insert(name.to_string(), slot);
+        self.paths
+            .entry(name.to_string())
+            .or_insert(PathInfo {
+                slot: NO_SLOT,
+                prefix: false,
+            })
+            .slot = slot;
         let mut end = name.len();
         while let Some(pos) = name.get(..end).and_then(|s| s.rfind('.')) {
-            self.prefixes
-                .insert(name.get(..pos).unwrap_or("").to_string());
+            self.paths
+                .entry(name.get(..pos).unwrap_or("").to_string())
+                .or_insert(PathInfo {
+                    slot: NO_SLOT,
+                    prefix: false,
+                })
+                .prefix = true;
             end = pos;
         }
         slot
@@ -456,11 +481,15 @@ impl FieldTable {
         out: &mut Vec<(u32, Val<'a>)>,
         leaves: &mut Vec<(String, Val<'a>)>,
     ) {
-        let slot = if path.is_empty() {
-            None
+        let info = if path.is_empty() {
+            Some(PathInfo {
+                slot: NO_SLOT,
+                prefix: true,
+            })
         } else {
-            self.slots.get(path.as_str()).copied()
+            self.paths.get(path.as_str()).copied()
         };
+        let slot = info.map(|i| i.slot).filter(|s| *s != NO_SLOT);
         let val = match v {
             Value::Null => return,
             Value::Bool(b) => Val::Bool(*b),
@@ -480,11 +509,7 @@ impl FieldTable {
                     Some(s) if self.flattened.contains(&s) => Some(s),
                     _ => flat_root,
                 };
-                if !path.is_empty()
-                    && root.is_none()
-                    && !self.all_leaves
-                    && !self.prefixes.contains(path.as_str())
-                {
+                if root.is_none() && !self.all_leaves && !info.is_some_and(|i| i.prefix) {
                     return;
                 }
                 let len = path.len();
