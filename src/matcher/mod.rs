@@ -398,63 +398,93 @@ impl Hasher for Fx {
 type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<Fx>>;
 type FastSet<K> = HashSet<K, BuildHasherDefault<Fx>>;
 
-/// The fields compiled queries read, interned into slots.
-#[derive(Debug, Clone, Default)]
+/// The fields compiled queries read, interned into slots, with a trie of their path segments
+/// so that preparing a document looks up each key once, without building paths.
+#[derive(Debug, Clone)]
 struct FieldTable {
-    /// Every slot name and every proper prefix of one: what the walk does at that path.
-    paths: FastMap<String, PathInfo>,
     names: Vec<String>,
+    /// Path-segment trie; node 0 is the document root.
+    trie: Vec<TrieNode>,
     /// Slots that are flattened roots: they also receive every leaf below them.
     flattened: FastSet<u32>,
-    /// A free-text query needs every leaf.
+    /// A free-text query needs every leaf (with its path).
     all_leaves: bool,
 }
 
-#[derive(Debug, Clone, Copy)]
-struct PathInfo {
-    /// The slot of this path, `NO_SLOT` when it is only a prefix.
+#[derive(Debug, Clone)]
+struct TrieNode {
+    children: FastMap<Box<str>, u32>,
+    /// The slot of the path ending here, `NO_SLOT` when it is only a prefix.
     slot: u32,
-    /// Some slot lies below this path: the walk descends into it.
-    prefix: bool,
 }
 
 const NO_SLOT: u32 = u32::MAX;
 
+impl Default for FieldTable {
+    fn default() -> FieldTable {
+        FieldTable {
+            names: Vec::new(),
+            trie: vec![TrieNode {
+                children: FastMap::default(),
+                slot: NO_SLOT,
+            }],
+            flattened: FastSet::default(),
+            all_leaves: false,
+        }
+    }
+}
+
 impl FieldTable {
     fn intern(&mut self, name: &str) -> u32 {
-        if let Some(info) = self.paths.get_mut(name) {
-            if info.slot != NO_SLOT {
-                return info.slot;
-            }
-        }
-        let slot = self.names.len() as u32;
-        self.names.push(name.to_string());
-        self.paths
-            .entry(name.to_string())
-            .or_insert(PathInfo {
-                slot: NO_SLOT,
-                prefix: false,
-            })
-            .slot = slot;
-        let mut end = name.len();
-        while let Some(pos) = name.get(..end).and_then(|s| s.rfind('.')) {
-            self.paths
-                .entry(name.get(..pos).unwrap_or("").to_string())
-                .or_insert(PathInfo {
+        let mut node = 0usize;
+        for seg in name.split('.') {
+            let next = self.trie.len() as u32;
+            let child = *self
+                .trie
+                .get_mut(node)
+                .map(|n| n.children.entry(seg.into()).or_insert(next))
+                .unwrap_or(&mut 0);
+            if child == next {
+                self.trie.push(TrieNode {
+                    children: FastMap::default(),
                     slot: NO_SLOT,
-                    prefix: false,
-                })
-                .prefix = true;
-            end = pos;
+                });
+            }
+            node = child as usize;
         }
-        slot
+        let new_slot = self.names.len() as u32;
+        match self.trie.get_mut(node) {
+            Some(n) if n.slot != NO_SLOT => n.slot,
+            Some(n) => {
+                n.slot = new_slot;
+                self.names.push(name.to_string());
+                new_slot
+            }
+            None => NO_SLOT,
+        }
+    }
+
+    /// The trie node below `node` for a document key (a dotted key spans several segments).
+    fn child(&self, node: u32, key: &str) -> Option<u32> {
+        let n = self.trie.get(node as usize)?;
+        if let Some(&c) = n.children.get(key) {
+            return Some(c);
+        }
+        if !key.contains('.') {
+            return None;
+        }
+        let mut cur = node;
+        for seg in key.split('.') {
+            cur = *self.trie.get(cur as usize)?.children.get(seg)?;
+        }
+        Some(cur)
     }
 
     fn prepare<'a>(&self, doc: &'a Value) -> PreparedDoc<'a> {
         let mut pairs: Vec<(u32, Val<'a>)> = Vec::with_capacity(32);
         let mut leaves = Vec::new();
-        let mut path = String::with_capacity(96);
-        self.walk(doc, &mut path, None, &mut pairs, &mut leaves);
+        let mut path = String::new();
+        self.walk(doc, Some(0), None, &mut path, &mut pairs, &mut leaves);
         pairs.sort_unstable_by_key(|p| p.0);
         let n = self.names.len();
         let mut offsets = vec![0u32; n + 1];
@@ -476,20 +506,16 @@ impl FieldTable {
     fn walk<'a>(
         &self,
         v: &'a Value,
-        path: &mut String,
+        node: Option<u32>,
         flat_root: Option<u32>,
+        path: &mut String,
         out: &mut Vec<(u32, Val<'a>)>,
         leaves: &mut Vec<(String, Val<'a>)>,
     ) {
-        let info = if path.is_empty() {
-            Some(PathInfo {
-                slot: NO_SLOT,
-                prefix: true,
-            })
-        } else {
-            self.paths.get(path.as_str()).copied()
-        };
-        let slot = info.map(|i| i.slot).filter(|s| *s != NO_SLOT);
+        let slot = node
+            .and_then(|n| self.trie.get(n as usize))
+            .map(|n| n.slot)
+            .filter(|s| *s != NO_SLOT);
         let val = match v {
             Value::Null => return,
             Value::Bool(b) => Val::Bool(*b),
@@ -497,7 +523,7 @@ impl FieldTable {
             Value::String(s) => Val::Str(s),
             Value::Array(items) => {
                 for item in items {
-                    self.walk(item, path, flat_root, out, leaves);
+                    self.walk(item, node, flat_root, path, out, leaves);
                 }
                 return;
             }
@@ -509,16 +535,25 @@ impl FieldTable {
                     Some(s) if self.flattened.contains(&s) => Some(s),
                     _ => flat_root,
                 };
-                if root.is_none() && !self.all_leaves && !info.is_some_and(|i| i.prefix) {
+                let has_children = node
+                    .and_then(|n| self.trie.get(n as usize))
+                    .is_some_and(|n| !n.children.is_empty());
+                if !has_children && root.is_none() && !self.all_leaves {
                     return;
                 }
                 let len = path.len();
                 for (k, child) in map {
-                    if len > 0 {
-                        path.push('.');
+                    let child_node = node.and_then(|n| self.child(n, k));
+                    if child_node.is_none() && root.is_none() && !self.all_leaves {
+                        continue;
                     }
-                    path.push_str(k);
-                    self.walk(child, path, root, out, leaves);
+                    if self.all_leaves {
+                        if len > 0 {
+                            path.push('.');
+                        }
+                        path.push_str(k);
+                    }
+                    self.walk(child, child_node, root, path, out, leaves);
                     path.truncate(len);
                 }
                 return;
