@@ -373,3 +373,32 @@ fn unsupported_filters_are_reported_with_their_index() {
     )
     .is_err());
 }
+
+mod common;
+
+#[test]
+fn every_aws_kql_rule_compiles_with_the_builtin_catalog() {
+    let Some(dir) = common::shared_data("detection-rules/aws") else {
+        return;
+    };
+    let catalog = FieldCatalog::builtin();
+    let mut compiled = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "toml") {
+            continue;
+        }
+        let doc: toml::Value = toml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let rule = &doc["rule"];
+        let ty = rule.get("type").and_then(|v| v.as_str()).unwrap_or("");
+        if !matches!(ty, "query" | "new_terms")
+            || rule.get("language").and_then(|v| v.as_str()) != Some("kuery")
+        {
+            continue;
+        }
+        let ast = detectd::kql::parse(rule["query"].as_str().unwrap()).unwrap();
+        Matcher::compile(&ast, &catalog).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        compiled += 1;
+    }
+    assert_eq!(compiled, 134);
+}

@@ -371,65 +371,120 @@ fn is_flattened_root(catalog: &FieldCatalog, name: &str) -> bool {
 // ---------------------------------------------------------------------------------------------
 // Field table and document preparation
 
+/// FxHash-style hashing, a word at a time: field paths are short and trusted.
 #[derive(Default, Clone, Copy)]
-struct Fnv(u64);
+struct Fx(u64);
 
-impl Hasher for Fnv {
+impl Hasher for Fx {
     fn finish(&self) -> u64 {
         self.0
     }
     fn write(&mut self, bytes: &[u8]) {
-        let mut h = if self.0 == 0 {
-            0xcbf2_9ce4_8422_2325
-        } else {
-            self.0
-        };
-        for b in bytes {
-            h ^= u64::from(*b);
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        const K: u64 = 0x517c_c1b7_2722_0a95;
+        let mut h = self.0;
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            h = (h.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(K);
+        }
+        for b in chunks.remainder() {
+            h = (h.rotate_left(5) ^ u64::from(*b)).wrapping_mul(K);
         }
         self.0 = h;
     }
 }
 
-type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<Fnv>>;
-type FastSet<K> = HashSet<K, BuildHasherDefault<Fnv>>;
+type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<Fx>>;
+type FastSet<K> = HashSet<K, BuildHasherDefault<Fx>>;
 
-/// The fields compiled queries read, interned into slots.
-#[derive(Debug, Clone, Default)]
+/// The fields compiled queries read, interned into slots, with a trie of their path segments
+/// so that preparing a document looks up each key once, without building paths.
+#[derive(Debug, Clone)]
 struct FieldTable {
-    slots: FastMap<String, u32>,
     names: Vec<String>,
-    /// Every proper prefix of a slot name: the walk skips objects outside them.
-    prefixes: FastSet<String>,
+    /// Path-segment trie; node 0 is the document root.
+    trie: Vec<TrieNode>,
     /// Slots that are flattened roots: they also receive every leaf below them.
     flattened: FastSet<u32>,
-    /// A free-text query needs every leaf.
+    /// A free-text query needs every leaf (with its path).
     all_leaves: bool,
+}
+
+#[derive(Debug, Clone)]
+struct TrieNode {
+    children: FastMap<Box<str>, u32>,
+    /// The slot of the path ending here, `NO_SLOT` when it is only a prefix.
+    slot: u32,
+}
+
+const NO_SLOT: u32 = u32::MAX;
+
+impl Default for FieldTable {
+    fn default() -> FieldTable {
+        FieldTable {
+            names: Vec::new(),
+            trie: vec![TrieNode {
+                children: FastMap::default(),
+                slot: NO_SLOT,
+            }],
+            flattened: FastSet::default(),
+            all_leaves: false,
+        }
+    }
 }
 
 impl FieldTable {
     fn intern(&mut self, name: &str) -> u32 {
-        if let Some(&s) = self.slots.get(name) {
-            return s;
+        let mut node = 0usize;
+        for seg in name.split('.') {
+            let next = self.trie.len() as u32;
+            let child = *self
+                .trie
+                .get_mut(node)
+                .map(|n| n.children.entry(seg.into()).or_insert(next))
+                .unwrap_or(&mut 0);
+            if child == next {
+                self.trie.push(TrieNode {
+                    children: FastMap::default(),
+                    slot: NO_SLOT,
+                });
+            }
+            node = child as usize;
         }
-        let slot = self.names.len() as u32;
-        self.names.push(name.to_string());
-        self.slots.insert(name.to_string(), slot);
-        let mut end = name.len();
-        while let Some(pos) = name.get(..end).and_then(|s| s.rfind('.')) {
-            self.prefixes
-                .insert(name.get(..pos).unwrap_or("").to_string());
-            end = pos;
+        let new_slot = self.names.len() as u32;
+        match self.trie.get_mut(node) {
+            Some(n) if n.slot != NO_SLOT => n.slot,
+            Some(n) => {
+                n.slot = new_slot;
+                self.names.push(name.to_string());
+                new_slot
+            }
+            None => NO_SLOT,
         }
-        slot
+    }
+
+    /// The trie node below `node` for a document key (a dotted key spans several segments).
+    fn child(&self, node: u32, key: &str) -> Option<u32> {
+        let n = self.trie.get(node as usize)?;
+        if let Some(&c) = n.children.get(key) {
+            return Some(c);
+        }
+        if !key.contains('.') {
+            return None;
+        }
+        let mut cur = node;
+        for seg in key.split('.') {
+            cur = *self.trie.get(cur as usize)?.children.get(seg)?;
+        }
+        Some(cur)
     }
 
     fn prepare<'a>(&self, doc: &'a Value) -> PreparedDoc<'a> {
         let mut pairs: Vec<(u32, Val<'a>)> = Vec::with_capacity(32);
         let mut leaves = Vec::new();
-        let mut path = String::with_capacity(96);
-        self.walk(doc, &mut path, None, &mut pairs, &mut leaves);
+        let mut path = String::new();
+        self.walk(doc, Some(0), None, &mut path, &mut pairs, &mut leaves);
         pairs.sort_unstable_by_key(|p| p.0);
         let n = self.names.len();
         let mut offsets = vec![0u32; n + 1];
@@ -451,16 +506,16 @@ impl FieldTable {
     fn walk<'a>(
         &self,
         v: &'a Value,
-        path: &mut String,
+        node: Option<u32>,
         flat_root: Option<u32>,
+        path: &mut String,
         out: &mut Vec<(u32, Val<'a>)>,
         leaves: &mut Vec<(String, Val<'a>)>,
     ) {
-        let slot = if path.is_empty() {
-            None
-        } else {
-            self.slots.get(path.as_str()).copied()
-        };
+        let slot = node
+            .and_then(|n| self.trie.get(n as usize))
+            .map(|n| n.slot)
+            .filter(|s| *s != NO_SLOT);
         let val = match v {
             Value::Null => return,
             Value::Bool(b) => Val::Bool(*b),
@@ -468,7 +523,7 @@ impl FieldTable {
             Value::String(s) => Val::Str(s),
             Value::Array(items) => {
                 for item in items {
-                    self.walk(item, path, flat_root, out, leaves);
+                    self.walk(item, node, flat_root, path, out, leaves);
                 }
                 return;
             }
@@ -480,20 +535,25 @@ impl FieldTable {
                     Some(s) if self.flattened.contains(&s) => Some(s),
                     _ => flat_root,
                 };
-                if !path.is_empty()
-                    && root.is_none()
-                    && !self.all_leaves
-                    && !self.prefixes.contains(path.as_str())
-                {
+                let has_children = node
+                    .and_then(|n| self.trie.get(n as usize))
+                    .is_some_and(|n| !n.children.is_empty());
+                if !has_children && root.is_none() && !self.all_leaves {
                     return;
                 }
                 let len = path.len();
                 for (k, child) in map {
-                    if len > 0 {
-                        path.push('.');
+                    let child_node = node.and_then(|n| self.child(n, k));
+                    if child_node.is_none() && root.is_none() && !self.all_leaves {
+                        continue;
                     }
-                    path.push_str(k);
-                    self.walk(child, path, root, out, leaves);
+                    if self.all_leaves {
+                        if len > 0 {
+                            path.push('.');
+                        }
+                        path.push_str(k);
+                    }
+                    self.walk(child, child_node, root, path, out, leaves);
                     path.truncate(len);
                 }
                 return;
