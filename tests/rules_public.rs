@@ -74,7 +74,7 @@ fn public_rules_match_the_index_csv() {
     let Some(csv) = common::shared_data("detection-rules/aws_rules_index.csv") else {
         return;
     };
-    let report = load_paths(&[dir.clone()]);
+    let report = load_paths(std::slice::from_ref(&dir));
     let by_path: BTreeMap<PathBuf, &detectd::rules::Rule> =
         report.rules.iter().map(|r| (r.source.clone(), r)).collect();
     let text = std::fs::read_to_string(csv).unwrap();
