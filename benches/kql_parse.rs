@@ -12,7 +12,10 @@ fn main() {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data"));
     let dir = base.join("detection-rules/aws");
     if !dir.exists() {
-        eprintln!("skipping: {} not found (set DETECTD_SHARED_DATA)", dir.display());
+        eprintln!(
+            "skipping: {} not found (set DETECTD_SHARED_DATA)",
+            dir.display()
+        );
         return;
     }
     let queries = match load_queries(&dir) {
@@ -44,7 +47,9 @@ fn main() {
     let parses = f64::from(rounds) * queries.len() as f64;
     let mean_us = total.as_secs_f64() * 1e6 / parses;
     let best_us = best.as_secs_f64() * 1e6 / queries.len() as f64;
-    println!("{rounds} rounds: mean {mean_us:.2} µs per query (best round {best_us:.2} µs per query)");
+    println!(
+        "{rounds} rounds: mean {mean_us:.2} µs per query (best round {best_us:.2} µs per query)"
+    );
 }
 
 fn load_queries(dir: &std::path::Path) -> Result<Vec<String>, Box<dyn std::error::Error>> {
