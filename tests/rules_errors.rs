@@ -256,3 +256,77 @@ fn overrides_apply_and_are_checked() {
         "a rejected override changes nothing"
     );
 }
+
+#[test]
+fn optional_schema_keys_load_without_warnings() {
+    let text = GOOD.replace(
+        "type = \"new_terms\"",
+        r#"type = "new_terms"
+timestamp_override = "event.ingested"
+timestamp_override_fallback_disabled = true
+building_block_type = "default"
+rule_name_override = "user.name"
+max_signals = 250
+to = "now-1m"
+setup = "enable CloudTrail"
+exceptions_list = [{id = "endpoint_list", list_id = "endpoint_list", type = "endpoint", namespace_type = "agnostic"}]
+risk_score_mapping = [{field = "event.risk_score", operator = "equals", value = ""}]
+severity_mapping = [{field = "event.severity", operator = "equals", value = "high", severity = "high"}]
+"#,
+    ) + r#"
+[[rule.filters]]
+[rule.filters.meta]
+negate = true
+[rule.filters.query.match_phrase]
+"user.name" = "svc-backup"
+
+[rule.alert_suppression]
+group_by = ["user.name"]
+missing_fields_strategy = "suppress"
+[rule.alert_suppression.duration]
+value = 5
+unit = "m"
+
+[[rule.required_fields]]
+name = "event.action"
+type = "keyword"
+ecs = true
+
+[[rule.related_integrations]]
+package = "aws"
+version = "^2.0.0"
+"#;
+    let l = load_str(&text, Path::new("full.toml")).unwrap();
+    assert!(l.warnings.is_empty(), "{:?}", l.warnings);
+    let r = l.rule;
+    assert_eq!(r.timestamp_override.as_deref(), Some("event.ingested"));
+    assert!(r.timestamp_override_fallback_disabled);
+    assert_eq!(r.building_block_type.as_deref(), Some("default"));
+    assert_eq!(r.max_signals, 250);
+    assert_eq!(r.to.source, "now-1m");
+    assert_eq!(r.filters.len(), 1);
+    assert_eq!(
+        r.filters[0]["query"]["match_phrase"]["user.name"],
+        "svc-backup"
+    );
+    assert_eq!(r.filters[0]["meta"]["negate"], true);
+    assert_eq!(r.exceptions[0]["list_id"], "endpoint_list");
+    assert_eq!(
+        r.alert_suppression.as_ref().unwrap()["duration"]["unit"],
+        "m"
+    );
+    assert_eq!(r.severity_mapping[0]["severity"], "high");
+    let f = r.alert_rule_fields();
+    assert_eq!(f["timestamp_override"], "event.ingested");
+    assert_eq!(f["max_signals"], 250);
+    assert_eq!(f["to"], "now-1m");
+}
+
+#[test]
+fn from_must_be_before_to() {
+    let text = GOOD.replace(
+        "type = \"new_terms\"",
+        "type = \"new_terms\"\nto = \"now-10m\"",
+    );
+    assert_eq!(error_key(&text), "rule.from");
+}
