@@ -321,6 +321,66 @@ fn nested_queries() {
     ]);
 }
 
+/// The `fromKueryExpression` / `fromLiteralExpression` cases of Kibana's `ast.test.ts`.
+#[test]
+fn kibana_ast_test_cases() {
+    check_trees(&[
+        ("  ", "*all"),
+        ("foo", r#"(is _ "foo")"#),
+        ("  foo ", r#"(is _ "foo")"#),
+        ("foo bar", r#"(is _ "foo bar")"#),
+        ("foo and bar", r#"(and (is _ "foo") (is _ "bar"))"#),
+        ("foo and\u{a0}bar", r#"(and (is _ "foo") (is _ "bar"))"#),
+        ("foo or bar", r#"(or (is _ "foo") (is _ "bar"))"#),
+        ("foo and bar and baz", r#"(and (is _ "foo") (is _ "bar") (is _ "baz"))"#),
+        ("foo or bar or baz", r#"(or (is _ "foo") (is _ "bar") (is _ "baz"))"#),
+        ("not (foo or bar)", r#"(not (or (is _ "foo") (is _ "bar")))"#),
+        (
+            "foo or bar and baz or qux",
+            r#"(or (is _ "foo") (and (is _ "bar") (is _ "baz")) (is _ "qux"))"#,
+        ),
+        ("(foo or bar) and baz", r#"(and (or (is _ "foo") (is _ "bar")) (is _ "baz"))"#),
+        ("foo:bar", r#"(is "foo" "bar")"#),
+        ("foo:bar baz", r#"(is "foo" "bar baz")"#),
+        ("foo:\"bar baz\"", r#"(is "foo" q"bar baz")"#),
+        ("foo:(bar or baz)", r#"(or (is "foo" "bar") (is "foo" "baz"))"#),
+        (
+            "foo:((bar or baz) and not qux)",
+            r#"(and (or (is "foo" "bar") (is "foo" "baz")) (not (is "foo" "qux")))"#,
+        ),
+        ("bytes > 1000 and bytes < 8000", r#"(and (range "bytes" > "1000") (range "bytes" < "8000"))"#),
+        ("bytes >= 1000 and bytes <= 8000", r#"(and (range "bytes" >= "1000") (range "bytes" <= "8000"))"#),
+        ("machine*:osx", r#"(is w"machine*" "osx")"#),
+        ("foo:ba*", r#"(is "foo" "ba"+*)"#),
+        ("foo:*", r#"(exists "foo")"#),
+        ("nestedField:{ childOfNested: foo }", r#"(nested "nestedField" (is "childOfNested" "foo"))"#),
+        (
+            "response:200 and nestedField:{ childOfNested:foo or childOfNested:bar }",
+            r#"(and (is "response" "200") (nested "nestedField" (or (is "childOfNested" "foo") (is "childOfNested" "bar"))))"#,
+        ),
+        (
+            "response:200 and ( nestedField:{ childOfNested:foo } or nestedField:{ childOfNested:bar } )",
+            r#"(and (is "response" "200") (or (nested "nestedField" (is "childOfNested" "foo")) (nested "nestedField" (is "childOfNested" "bar"))))"#,
+        ),
+        (
+            "nestedField:{ nestedChild:{ doublyNestedChild:foo } }",
+            r#"(nested "nestedField" (nested "nestedChild" (is "doublyNestedChild" "foo")))"#,
+        ),
+        ("((((((((((foo))))))))))", r#"(is _ "foo")"#),
+        // Literals: numbers stay text.
+        ("a:.3", r#"(is "a" ".3")"#),
+        ("a:96565646732345", r#"(is "a" "96565646732345")"#),
+        ("a:070", r#"(is "a" "070")"#),
+        ("a:-0", r#"(is "a" "-0")"#),
+        (r#"a:\\\(\)\:\<\>\"\*"#, r#"(is "a" "\\():<>\"*")"#),
+        (r"a:\\u00A0", r#"(is "a" "\\u00A0")"#),
+        (r#"a:"\():<>\"*""#, r#"(is "a" q"\\():<>\"*")"#),
+        (r#"a:"\\""#, r#"(is "a" q"\\")"#),
+        (r#"a:"\\u00A0""#, r#"(is "a" q"\\u00A0")"#),
+        ("a:foo*bar", r#"(is "a" "foo"+*+"bar")"#),
+    ]);
+}
+
 #[test]
 fn kibana_error_messages() {
     // The first ten are Kibana's own kuery_syntax_error tests.

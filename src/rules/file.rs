@@ -23,7 +23,7 @@ pub struct RuleFile {
 
 /// `metadata.integration` is a list in most files and a plain string in some.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
+#[serde(untagged, expecting = "expected a string or a list of strings")]
 pub enum OneOrMany {
     One(String),
     Many(Vec<String>),

@@ -13,4 +13,6 @@ mod validate;
 pub use file::RuleFile;
 pub use load::{load_file, load_paths, load_str, Level, LoadError, LoadReport, Loaded, Problem};
 pub use model::{OverrideError, Rule, RuleKind, Severity, Support, Technique, Threat, ThreatRef};
-pub use validate::{validate_command, Summary};
+pub use validate::{
+    needs_geoip, render_summary, summarize, validate_command, Summary, ValidateOutput,
+};
