@@ -309,22 +309,16 @@ async fn a_failed_execution_leaves_covered_until_and_the_next_run_retries_its_wi
     assert_eq!(saves[0].1.covered_until, Some(first));
     assert_eq!(saves[1].1.status.as_deref(), Some("failed"));
     assert_eq!(saves[1].1.covered_until, Some(first));
-    // Next run: the uncovered time since `first` is backfilled, then the normal window.
+    // Next run: the uncovered time since `first` (4 minutes, less than one window) is
+    // queried with the normal window, which starts at `first`.
     let calls = exec.calls();
-    assert_eq!(calls.len(), 4);
+    assert_eq!(calls.len(), 3);
     let next = first + Duration::minutes(10);
     assert_eq!(calls[2].started_at, next);
     assert_eq!(
         calls[2].window,
         Window {
             from: first,
-            to: next - Duration::minutes(6)
-        }
-    );
-    assert_eq!(
-        calls[3].window,
-        Window {
-            from: next - Duration::minutes(6),
             to: next
         }
     );
@@ -359,11 +353,14 @@ async fn backfill_after_downtime_covers_the_whole_gap_in_order_and_nothing_twice
     for c in &calls {
         assert_eq!(c.window.from, expect, "{calls:?}");
         assert!(c.window.to > c.window.from);
-        assert!(c.window.to - c.window.from <= Duration::minutes(6));
+        assert!(c.window.to - c.window.from < Duration::minutes(12));
         assert_eq!(c.started_at, first);
         expect = c.window.to;
     }
     assert_eq!(expect, first);
+    // Whole 6-minute backfill windows, then the normal window (with the remainder).
+    let backfill = (first - Duration::minutes(6) - covered).num_minutes() / 6;
+    assert_eq!(calls.len() as i64, backfill + 1);
     let recs = records(&store);
     assert!(recs[..recs.len() - 1]
         .iter()

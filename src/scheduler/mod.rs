@@ -10,6 +10,7 @@ mod clock;
 mod plan;
 mod record;
 mod runner;
+mod setup;
 mod signals;
 mod store;
 
@@ -23,6 +24,7 @@ pub use record::{
     ExecutionStatus, Executor, RuleStatus,
 };
 pub use runner::{RunSummary, Scheduler, SchedulerError, SchedulerHandle, SchedulerOptions};
+pub use setup::{clock_for_run, parse_cron};
 pub use signals::{cancel_on_shutdown_signals, fingerprint, reload_triggers};
 pub use store::{BackendStore, MemoryStore, Recorder, StateStore};
 

@@ -124,9 +124,10 @@ pub fn normal_window(rule: &ScheduledRule, t: DateTime<Utc>) -> Window {
 ///
 /// - No `covered_until` (first run ever), or it reaches the normal window: the normal window.
 /// - Otherwise the uncovered time `[covered_until, from]` is split into contiguous windows of
-///   the rule's look-back length (`to − from`), oldest first, the last one cut at `from`, then
-///   the normal window: nothing is left unqueried and nothing is queried twice beyond the
-///   shared boundary instants.
+///   the rule's look-back length (`to − from`), oldest first, then the normal window, which
+///   starts earlier by the remainder shorter than one look-back (so it is at most twice as
+///   long): nothing is left unqueried, nothing is queried twice beyond the shared boundary
+///   instants, and start-time jitter never costs an extra tiny query.
 /// - Backfill reaches back at most `max_backfill` before `from`; older uncovered time is the gap.
 pub fn plan(
     rule: &ScheduledRule,
@@ -151,8 +152,8 @@ pub fn plan(
                 });
                 start = limit;
             }
-            while start < normal.from {
-                let end = (start + lookback).min(normal.from);
+            while normal.from - start >= lookback {
+                let end = start + lookback;
                 out.windows.push((
                     WindowKind::Backfill,
                     Window {
@@ -162,6 +163,16 @@ pub fn plan(
                 ));
                 start = end;
             }
+            // A remainder shorter than one window (start-time jitter, a short failure) joins
+            // the normal window instead of costing a query of its own.
+            out.windows.push((
+                WindowKind::Scheduled,
+                Window {
+                    from: start,
+                    to: normal.to,
+                },
+            ));
+            return out;
         }
     }
     out.windows.push((WindowKind::Scheduled, normal));
@@ -250,6 +261,38 @@ mod tests {
         assert_eq!(gap.lte, at("2024-05-01T08:54:00Z"));
         assert_eq!(p.windows[0].1.from, gap.lte);
         assert_eq!(p.windows.len(), 11);
+    }
+
+    #[test]
+    fn an_uncovered_remainder_shorter_than_a_window_extends_the_normal_window() {
+        // 1m look-back, 1m interval, started 3ms later than last time: no 3ms query.
+        let r = rule("a", 1, "now-1m");
+        let covered = at("2024-05-01T10:00:00.002Z");
+        let t = at("2024-05-01T10:01:00.005Z");
+        let p = plan(&r, t, Some(covered), Duration::hours(24));
+        assert_eq!(
+            p.windows,
+            vec![(
+                WindowKind::Scheduled,
+                Window {
+                    from: covered,
+                    to: t
+                }
+            )]
+        );
+        // 2m30s uncovered before a 1m window: two backfill windows, then 1m30s normal.
+        let covered = at("2024-05-01T09:57:30Z");
+        let t = at("2024-05-01T10:01:00Z");
+        let p = plan(&r, t, Some(covered), Duration::hours(24));
+        let w: Vec<_> = p.windows.iter().map(|(_, w)| (w.from, w.to)).collect();
+        assert_eq!(
+            w,
+            vec![
+                (covered, at("2024-05-01T09:58:30Z")),
+                (at("2024-05-01T09:58:30Z"), at("2024-05-01T09:59:30Z")),
+                (at("2024-05-01T09:59:30Z"), t),
+            ]
+        );
     }
 
     #[test]

@@ -33,6 +33,18 @@ pub enum SchedulerError {
     },
     #[error("cannot load rule state: {0}")]
     LoadState(backend::Error),
+    #[error("rule {rule_id}: {reason}")]
+    InvalidRule { rule_id: String, reason: String },
+    #[error("invalid {arg}: {source}")]
+    InvalidTime {
+        arg: &'static str,
+        source: TimeError,
+    },
+    #[error("--end {end} is not after --start {start}")]
+    EndBeforeStart {
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    },
 }
 
 /// How the scheduler runs.
@@ -235,8 +247,9 @@ impl Scheduler {
                 reap(res, &mut running, &mut running_rules);
             }
             let next = sched.heap.peek().map(|Reverse(d)| d.0);
-            if let (Some(end), Some(due)) = (opts.end, next) {
-                if due >= end {
+            if let Some(end) = opts.end {
+                // Replay done: nothing left before the end.
+                if next.is_none_or(|due| due >= end) {
                     break;
                 }
             }
