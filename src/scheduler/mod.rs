@@ -24,7 +24,7 @@ pub use record::{
     ExecutionStatus, Executor, RuleStatus,
 };
 pub use runner::{RunSummary, Scheduler, SchedulerError, SchedulerHandle, SchedulerOptions};
-pub use setup::{clock_for_run, parse_cron};
+pub use setup::{clock_for_run, parse_cron, RunClock};
 pub use signals::{cancel_on_shutdown_signals, fingerprint, reload_triggers};
 pub use store::{BackendStore, MemoryStore, Recorder, StateStore};
 

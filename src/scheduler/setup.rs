@@ -52,6 +52,12 @@ impl ScheduledRule {
     }
 }
 
+/// The clock of `detectd run` and where a replay ends (`None`: run until shutdown).
+pub struct RunClock {
+    pub clock: Arc<dyn Clock>,
+    pub end: Option<DateTime<Utc>>,
+}
+
 /// The clock and replay end for `detectd run`: real time without `start`; otherwise a
 /// simulated clock from `start` (RFC 3339 or date math, resolved at `now`) that stops at `end`,
 /// or without `end` turns real once it has caught up with the present.
@@ -59,14 +65,17 @@ pub fn clock_for_run(
     start: Option<&str>,
     end: Option<&str>,
     now: DateTime<Utc>,
-) -> Result<(Arc<dyn Clock>, Option<DateTime<Utc>>), SchedulerError> {
+) -> Result<RunClock, SchedulerError> {
     let resolve = |arg: &'static str, s: &str| {
         parse_datemath(s)
             .map(|d| d.resolve(now))
             .map_err(|source| SchedulerError::InvalidTime { arg, source })
     };
     let Some(start) = start else {
-        return Ok((Arc::new(RealClock), None));
+        return Ok(RunClock {
+            clock: Arc::new(RealClock),
+            end: None,
+        });
     };
     let start = resolve("--start", start)?;
     match end {
@@ -75,9 +84,15 @@ pub fn clock_for_run(
             if end <= start {
                 return Err(SchedulerError::EndBeforeStart { start, end });
             }
-            Ok((Arc::new(SimClock::new(start)), Some(end)))
+            Ok(RunClock {
+                clock: Arc::new(SimClock::new(start)),
+                end: Some(end),
+            })
         }
-        None => Ok((Arc::new(SimClock::catching_up(start)), None)),
+        None => Ok(RunClock {
+            clock: Arc::new(SimClock::catching_up(start)),
+            end: None,
+        }),
     }
 }
 
@@ -108,11 +123,11 @@ mod tests {
     #[test]
     fn run_clock_from_arguments() {
         let now = parse_absolute("2024-05-01T10:00:00Z").unwrap();
-        let (c, end) = clock_for_run(Some("now-1h"), Some("now"), now).unwrap();
+        let RunClock { clock: c, end } = clock_for_run(Some("now-1h"), Some("now"), now).unwrap();
         assert_eq!(c.now(), parse_absolute("2024-05-01T09:00:00Z").unwrap());
         assert_eq!(end, Some(now));
         assert!(c.is_simulated());
-        let (c, end) = clock_for_run(None, None, now).unwrap();
+        let RunClock { clock: c, end } = clock_for_run(None, None, now).unwrap();
         assert!(!c.is_simulated());
         assert_eq!(end, None);
         assert!(clock_for_run(Some("now"), Some("now-1h"), now).is_err());
