@@ -659,3 +659,93 @@ async fn live_a_rule_still_running_skips_its_next_instant_and_later_backfills_it
         start + Duration::minutes(3)
     );
 }
+
+#[tokio::test]
+async fn a_state_save_failure_is_recorded_and_the_window_queried_again() {
+    let start = at("2024-05-01T10:00:00Z");
+    let r = rule("r1", "5m", "now-6m");
+    let first = next_due(&r, start).unwrap();
+    let store = Arc::new(MemoryStore::default());
+    store.fail_saves.store(true, Ordering::SeqCst);
+    let exec = Fake::ok();
+    replay(
+        vec![r.clone()],
+        exec.clone(),
+        store.clone(),
+        start,
+        options(first + Duration::seconds(1)),
+    )
+    .await;
+    let recs = records(&store);
+    assert_eq!(recs.len(), 1);
+    assert!(recs[0]
+        .message
+        .as_deref()
+        .unwrap()
+        .contains("rule state not saved"));
+    assert_eq!(store.state("r1"), None);
+    // The store is back: the next run (a restart) covers from the previous window on.
+    store.fail_saves.store(false, Ordering::SeqCst);
+    let next = first + Duration::minutes(20);
+    replay(
+        vec![r],
+        exec.clone(),
+        store.clone(),
+        next - Duration::seconds(1),
+        options(next + Duration::seconds(1)),
+    )
+    .await;
+    let calls = exec.calls();
+    assert_eq!(calls.len(), 2);
+    // No state was persisted, so this is a first run: the normal window only.
+    assert_eq!(
+        calls[1].window,
+        Window {
+            from: next - Duration::minutes(6),
+            to: next
+        }
+    );
+    assert_eq!(store.state("r1").unwrap().covered_until, Some(next));
+}
+
+#[tokio::test]
+async fn a_restart_resumes_from_covered_until_with_no_window_lost_or_repeated() {
+    let r = rule("r1", "5m", "now-6m");
+    let start = at("2024-05-01T10:00:00Z");
+    let store = Arc::new(MemoryStore::default());
+    let exec = Fake::ok();
+    // Run for 30 minutes, stop for 47 minutes, run again for 30 minutes.
+    replay(
+        vec![r.clone()],
+        exec.clone(),
+        store.clone(),
+        start,
+        options(start + Duration::minutes(30)),
+    )
+    .await;
+    let restart = start + Duration::minutes(77);
+    replay(
+        vec![r],
+        exec.clone(),
+        store.clone(),
+        restart,
+        options(restart + Duration::minutes(30)),
+    )
+    .await;
+    let calls = exec.calls();
+    // Beyond the first window, consecutive windows touch or overlap by at most the rule's own
+    // overlap (1 minute); across the downtime they are contiguous.
+    for w in calls.windows(2) {
+        let (a, b) = (w[0].window, w[1].window);
+        assert!(b.from <= a.to, "hole between {a:?} and {b:?}");
+        assert!(
+            a.to - b.from <= Duration::minutes(1),
+            "overlap between {a:?} and {b:?}"
+        );
+    }
+    let backfill = records(&store)
+        .iter()
+        .filter(|r| r.kind == WindowKind::Backfill)
+        .count();
+    assert!(backfill >= 7, "{backfill} backfill windows");
+}

@@ -2,6 +2,7 @@
 //! [`Recorder`] traits, adapters over any [`Backend`], and in-memory versions for tests.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -54,6 +55,8 @@ pub struct MemoryStore {
     pub records: Mutex<Vec<ExecutionRecord>>,
     /// Keep only the states, not the history of saves and records (benchmarks).
     pub no_history: bool,
+    /// While true, every save fails.
+    pub fail_saves: AtomicBool,
 }
 
 impl MemoryStore {
@@ -89,6 +92,12 @@ impl StateStore for MemoryStore {
         Ok(self.states.lock().map_err(|_| poisoned())?.clone())
     }
     async fn save(&self, rule_id: &str, state: &RuleState) -> Result<(), Error> {
+        if self.fail_saves.load(Ordering::SeqCst) {
+            return Err(Error::Io {
+                path: "memory store".to_string(),
+                source: std::io::Error::other("store unavailable"),
+            });
+        }
         self.states
             .lock()
             .map_err(|_| poisoned())?
