@@ -309,6 +309,7 @@ impl Scheduler {
             running.insert(abort.id(), rule_id.clone());
             running_rules.insert(rule_id);
             progress.update(
+                clock.is_simulated(),
                 started_at,
                 shared.executions.load(Ordering::Relaxed),
                 shared.alerts.load(Ordering::Relaxed),
@@ -643,8 +644,15 @@ impl Progress {
         Progress(Some(bar), start)
     }
 
-    fn update(&self, now: DateTime<Utc>, executions: u64, alerts: u64) {
+    fn update(&self, simulated: bool, now: DateTime<Utc>, executions: u64, alerts: u64) {
         if let Some(bar) = &self.0 {
+            if !simulated {
+                // The replay caught up and continues live: the bar has done its job.
+                if !bar.is_finished() {
+                    bar.finish_and_clear();
+                }
+                return;
+            }
             bar.set_position((now - self.1).num_seconds().max(0) as u64);
             bar.set_message(format!(
                 "{}  executions {executions}  alerts {alerts}",
