@@ -21,6 +21,6 @@ COPY deploy/setup.sh /usr/local/bin/detectd-setup
 USER detectd
 WORKDIR /var/lib/detectd
 ENV DETECTD__RULES_DIR=/etc/detectd/rules \
-    DETECTD__EMBEDDED__DATA=/usr/share/detectd/sample
+    DETECTD__EMBEDDED__DATA=/usr/share/detectd/sample/AWSLogs
 ENTRYPOINT ["/usr/local/bin/detectd", "--config", "/etc/detectd/config.toml"]
 CMD ["run"]

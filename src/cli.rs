@@ -165,8 +165,8 @@ pub fn dispatch(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Match(a) => crate::matcher::match_command(cli, a),
         Command::Ecs(a) => crate::ecs::ecs_command(cli, a),
         Command::Generate(a) => crate::generate::generate_command(cli, a),
-        Command::Run(a) => crate::scheduler::run_command(cli, a),
-        Command::Status(a) => crate::scheduler::status_command(cli, a),
+        Command::Run(a) => crate::service::run_command(cli, a),
+        Command::Status(a) => crate::service::status_command(cli, a),
         Command::Ingest(a) => crate::backend::elasticsearch::ingest_command(cli, a),
     }
 }

@@ -131,7 +131,7 @@ impl Default for Config {
 impl Default for EmbeddedConfig {
     fn default() -> Self {
         EmbeddedConfig {
-            data: vec![PathBuf::from("sample")],
+            data: vec![PathBuf::from("sample/AWSLogs")],
             alerts_file: PathBuf::from("alerts.ndjson"),
             state_file: PathBuf::from("state.json"),
             executions_file: PathBuf::from("executions.ndjson"),

@@ -246,6 +246,7 @@ mod tests {
             round_trips: 2,
             duration_ms: 30.0,
             created_ids: vec![],
+            duplicate_ids: vec![],
         }
     }
 

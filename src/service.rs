@@ -3,19 +3,32 @@
 //! from the configured files; elasticsearch: the client, its index setup and health check).
 //! `detectd run` and `detectd status` start here.
 
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
 use anyhow::Context;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 
 use crate::backend::elasticsearch::ElasticsearchBackend;
 use crate::backend::embedded::{EmbeddedBackend, EmbeddedPaths, Store};
-use crate::backend::Backend;
+use crate::backend::{Backend, ExecutionRecord, RuleState};
+use crate::cli::{Cli, OutputFormat, RunArgs, StatusArgs};
 use crate::config::{BackendKind, Config};
-use crate::engine::ExecRule;
+use crate::engine::{ExecRule, ExecutionResult, Status, Window};
 use crate::fields::FieldCatalog;
+use crate::http::Health;
 use crate::rules::{Level, Rule};
+use crate::scheduler::{
+    cancel_on_shutdown_signals, clock_for_run, format_status_json, format_status_text, parse_cron,
+    reload_triggers, status_report, BackendStore, ExecutionOutcome, ExecutionRecordDoc,
+    ExecutionStatus, Executor, Recorder, RunSummary, ScheduledRule, Scheduler, SchedulerOptions,
+    Window as SchedWindow,
+};
 
 /// A rule the service runs: the validated rule and its execution view.
 #[derive(Debug, Clone)]
@@ -129,6 +142,373 @@ pub async fn open_backend(
                 tracing::warn!(rule = %p.rule_id, name = %p.rule_name, problem = %p.problem, "health check");
             }
             Ok(Arc::new(backend))
+        }
+    }
+}
+
+/// The scheduler's view of a rule.
+pub fn scheduled(r: &RunnableRule) -> Result<ScheduledRule, String> {
+    let cron = match &r.rule.cron {
+        Some(expr) => Some(
+            parse_cron(expr).map_err(|e| format!("rule {}: cron `{expr}`: {e}", r.rule.rule_id))?,
+        ),
+        None => None,
+    };
+    Ok(ScheduledRule {
+        rule_id: r.rule.rule_id.clone(),
+        name: r.rule.name.clone(),
+        interval: r.rule.interval,
+        cron,
+        from: r.rule.from.clone(),
+        to: r.rule.to.clone(),
+        enabled: r.rule.enabled,
+    })
+}
+
+/// Rules by id, shared between the executor and the reload loop.
+type RuleMap = Arc<RwLock<HashMap<String, RunnableRule>>>;
+
+/// Alerts of one rule during this run.
+#[derive(Debug, Default)]
+struct Tally {
+    name: String,
+    severity: String,
+    created: std::collections::HashSet<String>,
+    /// Distinct alerts that already existed before this run.
+    existing: std::collections::HashSet<String>,
+}
+
+/// Runs scheduled executions through the engine on the backend, feeding metrics and a
+/// per-rule tally of alerts for the final summary.
+struct EngineExecutor {
+    rules: RuleMap,
+    backend: Arc<dyn Backend>,
+    health: Arc<Health>,
+    tally: Mutex<BTreeMap<String, Tally>>,
+}
+
+#[async_trait]
+impl Executor for EngineExecutor {
+    async fn execute(
+        &self,
+        rule_id: &str,
+        window: SchedWindow,
+        started_at: DateTime<Utc>,
+    ) -> ExecutionOutcome {
+        let rule = match self.rules.read() {
+            Ok(m) => m.get(rule_id).cloned(),
+            Err(p) => p.into_inner().get(rule_id).cloned(),
+        };
+        let Some(rule) = rule else {
+            return ExecutionOutcome::failed(format!("rule {rule_id} is no longer loaded"));
+        };
+        let uuid = execution_uuid(rule_id, started_at, window);
+        let w = Window {
+            from: window.from,
+            to: window.to,
+        };
+        let res =
+            crate::engine::execute(&rule.exec, w, self.backend.as_ref(), &uuid, started_at).await;
+        self.health.metrics.record_execution(&res);
+        self.health
+            .backend_ok
+            .store(res.status != Status::Failed, Ordering::Relaxed);
+        if res.alerts_created + res.duplicates > 0 {
+            let mut t = match self.tally.lock() {
+                Ok(t) => t,
+                Err(p) => p.into_inner(),
+            };
+            let e = t.entry(rule_id.to_string()).or_insert_with(|| Tally {
+                name: rule.rule.name.clone(),
+                severity: rule.exec.severity.clone(),
+                ..Tally::default()
+            });
+            e.created.extend(res.created_ids.iter().cloned());
+            for id in &res.duplicate_ids {
+                if !e.created.contains(id) {
+                    e.existing.insert(id.clone());
+                }
+            }
+        }
+        if res.status == Status::Failed {
+            tracing::warn!(rule = %rule_id, message = res.message.as_deref().unwrap_or(""), "execution failed");
+        } else if res.capped {
+            tracing::warn!(rule = %rule_id, alerts = res.alerts_created, "{}", crate::engine::MAX_SIGNALS_WARNING);
+        }
+        outcome(&res)
+    }
+}
+
+/// A stable execution id for `kibana.alert.rule.execution.uuid`.
+fn execution_uuid(rule_id: &str, started_at: DateTime<Utc>, w: SchedWindow) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(format!("{rule_id}|{started_at}|{}|{}", w.from, w.to).as_bytes());
+    let b = h.finalize();
+    format!(
+        "{}-{}-{}-{}-{}",
+        hex::encode(&b[0..4]),
+        hex::encode(&b[4..6]),
+        hex::encode(&b[6..8]),
+        hex::encode(&b[8..10]),
+        hex::encode(&b[10..16])
+    )
+}
+
+/// The scheduler's outcome of an engine result. Alerts that could not be written make the
+/// execution failed, so its window is not marked covered and is retried.
+fn outcome(res: &ExecutionResult) -> ExecutionOutcome {
+    let status = match res.status {
+        _ if res.failed_writes > 0 => ExecutionStatus::Failed,
+        Status::Succeeded => ExecutionStatus::Succeeded,
+        Status::PartialFailure => ExecutionStatus::PartialFailure,
+        Status::Failed => ExecutionStatus::Failed,
+    };
+    ExecutionOutcome {
+        status,
+        hits: res.hits,
+        alerts: res.alerts_created,
+        duplicates: res.duplicates,
+        capped: res.capped,
+        warnings: res.warnings.clone(),
+        message: res.message.clone(),
+        search_ms: res.search_ms.round() as u64,
+        index_ms: res.index_ms.round() as u64,
+        round_trips: res.round_trips,
+    }
+}
+
+/// Forwards execution records to the backend and feeds the lag and gap metrics.
+struct MeteredRecorder {
+    inner: Arc<BackendStore>,
+    health: Arc<Health>,
+}
+
+#[async_trait]
+impl Recorder for MeteredRecorder {
+    async fn record(&self, record: &ExecutionRecord) -> Result<(), crate::backend::Error> {
+        if let Some(doc) = ExecutionRecordDoc::from_record(record) {
+            let lag = (doc.started_at - doc.scheduled_at).num_milliseconds() as f64 / 1000.0;
+            self.health.metrics.record_lag(lag);
+            if doc.gap.is_some() {
+                self.health.metrics.record_gap(&doc.rule_id);
+            }
+        }
+        self.inner.record(record).await
+    }
+}
+
+/// `detectd run`: every enabled rule on its schedule; with `--start` a replay.
+pub fn run_command(cli: &Cli, args: &RunArgs) -> anyhow::Result<ExitCode> {
+    let cfg = Config::load(&cli.config)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(run(cfg, args))
+}
+
+async fn run(cfg: Config, args: &RunArgs) -> anyhow::Result<ExitCode> {
+    let rules = load_rules(&cfg);
+    if rules.is_empty() {
+        anyhow::bail!("no runnable rules in {}", cfg.rules_dir.display());
+    }
+    let schedule: Vec<ScheduledRule> = rules
+        .iter()
+        .filter_map(|r| {
+            scheduled(r)
+                .map_err(|e| tracing::error!(error = %e, "rule not scheduled"))
+                .ok()
+        })
+        .collect();
+    let run_clock = clock_for_run(args.start.as_deref(), args.end.as_deref(), Utc::now())?;
+    let backend = open_backend(&cfg, &rules).await?;
+    let health = Arc::new(Health::default());
+    health.metrics.set_rules_loaded(schedule.len() as u64);
+    health.rules_loaded.store(true, Ordering::Relaxed);
+    health.backend_ok.store(true, Ordering::Relaxed);
+    let rule_map: RuleMap = Arc::new(RwLock::new(
+        rules
+            .into_iter()
+            .map(|r| (r.rule.rule_id.clone(), r))
+            .collect(),
+    ));
+    let executor = Arc::new(EngineExecutor {
+        rules: rule_map.clone(),
+        backend: backend.clone(),
+        health: health.clone(),
+        tally: Mutex::new(BTreeMap::new()),
+    });
+    let store = Arc::new(BackendStore(backend.clone()));
+    let recorder = Arc::new(MeteredRecorder {
+        inner: store.clone(),
+        health: health.clone(),
+    });
+    let mut options = SchedulerOptions::from_config(&cfg.scheduler)?;
+    options.end = run_clock.end;
+    options.progress = args.start.is_some();
+    let scheduler = Scheduler::new(executor.clone(), store, recorder, run_clock.clock, options);
+    let handle = scheduler.handle();
+    let cancel = handle.cancellation();
+    cancel_on_shutdown_signals(cancel.clone());
+    if !cfg.http.listen.is_empty() {
+        let (addr, _task) = crate::http::serve(&cfg.http.listen, health.clone(), cancel.clone())
+            .await
+            .with_context(|| format!("binding the http endpoint on {}", cfg.http.listen))?;
+        tracing::info!(address = %addr, "serving /healthz, /readyz, /metrics");
+    }
+    let mut triggers = reload_triggers(
+        Some(cfg.rules_dir.clone()),
+        std::time::Duration::from_secs(5),
+        cancel.clone(),
+    );
+    let reload_cfg = cfg.clone();
+    let reload_handle = handle.clone();
+    tokio::spawn(async move {
+        while triggers.recv().await.is_some() {
+            let fresh = reload(&reload_cfg, &rule_map);
+            tracing::info!(rules = fresh.len(), "rules reloaded");
+            reload_handle.reload(fresh);
+        }
+    });
+    println!(
+        "detectd: {} rules on the {} backend{}",
+        schedule.len(),
+        backend_name(&cfg),
+        match (&args.start, &args.end) {
+            (Some(s), Some(e)) => format!(", replaying {s} .. {e}"),
+            (Some(s), None) => format!(", replaying from {s} then live"),
+            _ => String::new(),
+        }
+    );
+    let summary = scheduler.run(schedule).await?;
+    cancel.cancel();
+    print_summary(&cfg, &summary, &executor.tally);
+    Ok(if summary.failed > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Reloads the rules; a rule whose file no longer loads keeps its last good version.
+fn reload(cfg: &Config, current: &RuleMap) -> Vec<ScheduledRule> {
+    let report = crate::rules::load_paths(std::slice::from_ref(&cfg.rules_dir));
+    let broken: std::collections::HashSet<PathBuf> = report
+        .problems
+        .iter()
+        .filter(|p| p.level == Level::Error)
+        .map(|p| p.file.clone())
+        .collect();
+    let mut fresh: HashMap<String, RunnableRule> = load_rules(cfg)
+        .into_iter()
+        .map(|r| (r.rule.rule_id.clone(), r))
+        .collect();
+    let mut map = match current.write() {
+        Ok(m) => m,
+        Err(p) => p.into_inner(),
+    };
+    for (id, old) in map.iter() {
+        if !fresh.contains_key(id) && broken.contains(&old.rule.source) {
+            tracing::warn!(rule = %id, file = %old.rule.source.display(), "rule file no longer loads, keeping its last good version");
+            fresh.insert(id.clone(), old.clone());
+        }
+    }
+    *map = fresh;
+    map.values().filter_map(|r| scheduled(r).ok()).collect()
+}
+
+fn backend_name(cfg: &Config) -> &'static str {
+    match cfg.backend {
+        BackendKind::Embedded => "embedded",
+        BackendKind::Elasticsearch => "elasticsearch",
+    }
+}
+
+fn print_summary(cfg: &Config, s: &RunSummary, tally: &Mutex<BTreeMap<String, Tally>>) {
+    let tally = match tally.lock() {
+        Ok(t) => t,
+        Err(p) => p.into_inner(),
+    };
+    let existing: usize = tally.values().map(|t| t.existing.len()).sum();
+    println!(
+        "\n{} executions ({} failed, {} gaps): {} new alerts, {} already stored",
+        s.executions, s.failed, s.gaps, s.alerts, existing
+    );
+    if !tally.is_empty() {
+        let width = tally
+            .values()
+            .map(|t| t.name.len())
+            .max()
+            .unwrap_or(4)
+            .max(4);
+        println!(
+            "\n{:<width$}  {:>10}  {:>14}  severity",
+            "rule", "new alerts", "already stored"
+        );
+        for t in tally.values() {
+            println!(
+                "{:<width$}  {:>10}  {:>14}  {}",
+                t.name,
+                t.created.len(),
+                t.existing.len(),
+                t.severity
+            );
+        }
+    }
+    match cfg.backend {
+        BackendKind::Embedded => println!(
+            "\nalerts: {}  executions: {}  state: {}",
+            cfg.embedded.alerts_file.display(),
+            cfg.embedded.executions_file.display(),
+            cfg.embedded.state_file.display()
+        ),
+        BackendKind::Elasticsearch => {
+            println!("\nalerts: Elasticsearch index alias {}", cfg.alerts.index)
+        }
+    }
+}
+
+/// `detectd status`: per rule, last run, next run, status, last duration, alerts in the last
+/// day, open gaps — from the persisted state and execution records.
+pub fn status_command(cli: &Cli, args: &StatusArgs) -> anyhow::Result<ExitCode> {
+    let cfg = Config::load(&cli.config)?;
+    let rules = load_rules(&cfg);
+    let schedule: Vec<ScheduledRule> = rules.iter().filter_map(|r| scheduled(r).ok()).collect();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let (states, records) = rt.block_on(status_sources(&cfg))?;
+    let now = Utc::now();
+    let rows = status_report(&schedule, &states, &records, now);
+    match args.format {
+        OutputFormat::Text => print!("{}", format_status_text(&rows)),
+        OutputFormat::Json => println!("{}", format_status_json(&rows)),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn status_sources(
+    cfg: &Config,
+) -> anyhow::Result<(BTreeMap<String, RuleState>, Vec<ExecutionRecordDoc>)> {
+    match cfg.backend {
+        BackendKind::Embedded => {
+            let states = crate::backend::embedded::read_state(&cfg.embedded.state_file)?;
+            let records = crate::backend::embedded::read_records(&cfg.embedded.executions_file)?
+                .iter()
+                .filter_map(ExecutionRecordDoc::from_record)
+                .collect();
+            Ok((states, records))
+        }
+        BackendKind::Elasticsearch => {
+            let backend = ElasticsearchBackend::new(&cfg.elasticsearch, &cfg.alerts)?;
+            let states = backend.load_state().await?;
+            let records = backend
+                .recent_executions(10_000)
+                .await?
+                .iter()
+                .filter_map(ExecutionRecordDoc::from_record)
+                .collect();
+            Ok((states, records))
         }
     }
 }

@@ -150,6 +150,9 @@ pub struct ExecutionResult {
     /// Ids of the alerts created.
     #[serde(skip)]
     pub created_ids: Vec<String>,
+    /// Ids of alerts that already existed (earlier overlapping windows or runs).
+    #[serde(skip)]
+    pub duplicate_ids: Vec<String>,
 }
 
 /// Runs one execution of `rule` over `window`. Never fails: errors become a `failed` result
@@ -207,7 +210,7 @@ pub async fn execute(
         status,
         hits,
         alerts_created: sink.created.len() as u64,
-        duplicates: sink.duplicates,
+        duplicates: sink.duplicates.len() as u64,
         failed_writes: sink.failed.len() as u64,
         capped: sink.capped,
         warnings,
@@ -217,6 +220,7 @@ pub async fn execute(
         round_trips: stats.round_trips.load(std::sync::atomic::Ordering::Relaxed),
         duration_ms: started.elapsed().as_secs_f64() * 1000.0,
         created_ids: sink.created,
+        duplicate_ids: sink.duplicates,
     }
 }
 
@@ -329,7 +333,7 @@ struct Sink<'a> {
     backend: &'a dyn Backend,
     stats: &'a ExecStats,
     created: Vec<String>,
-    duplicates: u64,
+    duplicates: Vec<String>,
     failed: Vec<(String, String)>,
     capped: bool,
 }
@@ -347,7 +351,7 @@ impl<'a> Sink<'a> {
             backend,
             stats,
             created: Vec::new(),
-            duplicates: 0,
+            duplicates: Vec::new(),
             failed: Vec::new(),
             capped: false,
         }
@@ -364,7 +368,7 @@ impl<'a> Sink<'a> {
                 .write_alerts(&candidates[i..i + take], self.stats)
                 .await?;
             self.created.extend(out.created);
-            self.duplicates += out.duplicates.len() as u64;
+            self.duplicates.extend(out.duplicates);
             self.failed.extend(out.failed);
             i += take;
         }

@@ -27,17 +27,3 @@ pub use runner::{RunSummary, Scheduler, SchedulerError, SchedulerHandle, Schedul
 pub use setup::{clock_for_run, parse_cron, RunClock};
 pub use signals::{cancel_on_shutdown_signals, fingerprint, reload_triggers};
 pub use store::{BackendStore, MemoryStore, Recorder, StateStore};
-
-use std::process::ExitCode;
-
-use crate::cli::{Cli, RunArgs, StatusArgs};
-
-/// `detectd run`.
-pub fn run_command(_cli: &Cli, _args: &RunArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`detectd run` is not implemented yet")
-}
-
-/// `detectd status`.
-pub fn status_command(_cli: &Cli, _args: &StatusArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`detectd status` is not implemented yet")
-}

@@ -600,7 +600,8 @@ async fn execute_rule(
                 duration_ms,
                 "rule execution failed"
             ),
-            _ => info!(
+            // Executions that alert are news; quiet ones are detail (a replay runs thousands).
+            _ if doc.alerts > 0 || doc.capped => info!(
                 rule = %rule_id,
                 kind = ?kind,
                 from = %window.from,
@@ -610,6 +611,17 @@ async fn execute_rule(
                 alerts = doc.alerts,
                 duplicates = doc.duplicates,
                 capped = doc.capped,
+                duration_ms,
+                "rule executed"
+            ),
+            _ => debug!(
+                rule = %rule_id,
+                kind = ?kind,
+                from = %window.from,
+                to = %window.to,
+                status = doc.status.as_str(),
+                hits = doc.hits,
+                duplicates = doc.duplicates,
                 duration_ms,
                 "rule executed"
             ),

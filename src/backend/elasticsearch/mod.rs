@@ -449,6 +449,31 @@ impl ElasticsearchBackend {
         Ok((r.status, r.body))
     }
 
+    /// The most recent execution records (newest first), for `detectd status`. A missing
+    /// executions index means no records yet.
+    pub async fn recent_executions(&self, size: usize) -> Result<Vec<Value>, Error> {
+        let path = format!(
+            "/{}/_search?ignore_unavailable=true",
+            requests::EXECUTIONS_INDEX
+        );
+        let body = requests::recent_executions_body(size);
+        let r = self
+            .call(
+                "read executions",
+                Method::Post,
+                &path,
+                Some(ReqBody::Json(body)),
+                None,
+            )
+            .await?;
+        let parsed: SearchResponse =
+            serde_json::from_value(r.body).map_err(|e| Error::Request {
+                operation: "read executions".into(),
+                reason: e.to_string(),
+            })?;
+        Ok(parsed.hits.hits.into_iter().map(|h| h.source).collect())
+    }
+
     /// Sends one NDJSON request (`_bulk`): the status and the parsed body.
     pub async fn send_ndjson(&self, path: &str, body: String) -> Result<(u16, Value), Error> {
         let r = self

@@ -330,6 +330,11 @@ pub fn state_index_body() -> Value {
     }}})
 }
 
+/// The newest execution records first.
+pub fn recent_executions_body(size: usize) -> Value {
+    json!({ "size": size, "sort": [{ "@timestamp": { "order": "desc", "unmapped_type": "date" } }] })
+}
+
 /// Mappings of the executions index (plain index, dynamic for the record's fields).
 pub fn executions_index_body() -> Value {
     json!({"settings": {"index": {"number_of_shards": 1, "auto_expand_replicas": "0-1"}},

@@ -157,6 +157,30 @@ pub fn write_state(path: &Path, state: &BTreeMap<String, RuleState>) -> Result<(
     std::fs::rename(&tmp, path).map_err(|e| io_err(path, e))
 }
 
+/// Reads an NDJSON file of records (missing = none); lines that do not parse (a torn last
+/// line) are skipped with a warning.
+pub fn read_records(path: &Path) -> Result<Vec<Value>, Error> {
+    let f = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io_err(path, e)),
+    };
+    let mut out = Vec::new();
+    for (n, line) in BufReader::new(f).lines().enumerate() {
+        let line = line.map_err(|e| io_err(path, e))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str(&line) {
+            Ok(v) => out.push(v),
+            Err(e) => {
+                tracing::warn!(file = %path.display(), line = n + 1, error = %e, "skipping a bad record line")
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Appends one NDJSON line.
 pub fn append_line(path: &Path, v: &Value) -> Result<(), Error> {
     let mut line = serde_json::to_vec(v).map_err(|e| Error::Request {

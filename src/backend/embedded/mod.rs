@@ -19,7 +19,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-pub use files::AlertsFile;
+pub use files::{read_records, read_state, AlertsFile};
 pub use store::{date_millis, values_at, Store, StoredDoc, EMBEDDED_INDEX};
 
 use crate::backend::{
