@@ -1,1 +1,216 @@
-//! Alert documents: Kibana alerts-as-data fields and deterministic ids.
+//! Alert documents: Kibana alerts-as-data fields (semantics.md §6) and deterministic ids (§4).
+//!
+//! An alert is the source event merged in (with `event.kind: signal`), plus `kibana.alert.*`
+//! keys written flat (dotted), as Kibana writes them. Ids are a SHA-256 over length-prefixed
+//! parts, so the same event and rule always give the same id on both backends, across restarts
+//! and overlapping windows.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+/// Deterministic alert id: `sha256_hex` over the source index, the source `_id`, the rule id
+/// and (new_terms) the new-term values, each prefixed by its length so no two inputs collide.
+pub fn alert_id(index: &str, source_id: &str, rule_id: &str, new_terms: &[Value]) -> String {
+    let mut h = Sha256::new();
+    let mut part = |s: &str| {
+        h.update((s.len() as u64).to_be_bytes());
+        h.update(s.as_bytes());
+    };
+    part(index);
+    part(source_id);
+    part(rule_id);
+    for v in new_terms {
+        match v {
+            Value::String(s) => part(s),
+            other => part(&other.to_string()),
+        }
+    }
+    hex::encode(h.finalize())
+}
+
+/// The rule-level facts every alert of one execution carries.
+#[derive(Debug, Clone)]
+pub struct AlertContext<'a> {
+    /// `kibana.alert.rule.*` fields (without the prefix), e.g. `name`, `rule_id`, `severity`.
+    pub rule_fields: &'a Map<String, Value>,
+    pub rule_id: &'a str,
+    pub rule_name: &'a str,
+    pub severity: &'a str,
+    pub risk_score: f64,
+    /// The execution's uuid (`kibana.alert.rule.execution.uuid`).
+    pub execution_uuid: &'a str,
+    /// Alert creation time (`@timestamp` of the alert).
+    pub now: DateTime<Utc>,
+}
+
+/// True when `doc` is itself an alert (it has `kibana.alert.*` fields): rules never alert on
+/// alerts.
+pub fn is_alert(doc: &Value) -> bool {
+    let Some(obj) = doc.as_object() else {
+        return false;
+    };
+    obj.keys().any(|k| k.starts_with("kibana.alert."))
+        || obj
+            .get("kibana")
+            .and_then(|k| k.get("alert"))
+            .is_some_and(|a| !a.is_null())
+}
+
+/// Builds the alert document for one source hit.
+pub fn build_alert(
+    ctx: &AlertContext<'_>,
+    id: &str,
+    index: &str,
+    source_id: &str,
+    source: &Value,
+    new_terms: Option<&[Value]>,
+) -> Value {
+    let mut doc = match source {
+        Value::Object(m) => m.clone(),
+        _ => Map::new(),
+    };
+    let original_time = doc.get("@timestamp").cloned();
+    // event.* of the source, kept under kibana.alert.original_event.*
+    let original_event = doc.get("event").and_then(Value::as_object).cloned();
+    let event = doc
+        .entry("event")
+        .or_insert_with(|| Value::Object(Map::new()));
+    if let Value::Object(ev) = event {
+        ev.insert("kind".into(), Value::String("signal".into()));
+    } else {
+        *event = serde_json::json!({ "kind": "signal" });
+    }
+    doc.insert(
+        "@timestamp".into(),
+        Value::String(ctx.now.to_rfc3339_opts(SecondsFormat::Millis, true)),
+    );
+    let mut put = |k: &str, v: Value| {
+        doc.insert(k.to_string(), v);
+    };
+    if let Some(ev) = original_event {
+        for (k, v) in ev {
+            put(&format!("kibana.alert.original_event.{k}"), v);
+        }
+    }
+    if let Some(t) = original_time {
+        put("kibana.alert.original_time", t);
+    }
+    put("kibana.alert.uuid", Value::String(id.to_string()));
+    put("kibana.alert.status", "active".into());
+    put("kibana.alert.workflow_status", "open".into());
+    put("kibana.alert.depth", 1.into());
+    put(
+        "kibana.alert.ancestors",
+        serde_json::json!([{ "id": source_id, "index": index, "type": "event", "depth": 0 }]),
+    );
+    put("kibana.alert.reason", Value::String(reason(ctx, source)));
+    put(
+        "kibana.alert.severity",
+        Value::String(ctx.severity.to_string()),
+    );
+    put("kibana.alert.risk_score", serde_json::json!(ctx.risk_score));
+    if let Some(terms) = new_terms {
+        put("kibana.alert.new_terms", Value::Array(terms.to_vec()));
+    }
+    for (k, v) in ctx.rule_fields {
+        put(&format!("kibana.alert.rule.{k}"), v.clone());
+    }
+    put(
+        "kibana.alert.rule.execution.uuid",
+        Value::String(ctx.execution_uuid.to_string()),
+    );
+    put("kibana.space_ids", serde_json::json!(["default"]));
+    Value::Object(doc)
+}
+
+fn lookup<'v>(doc: &'v Value, path: &str) -> Option<&'v str> {
+    let mut cur = doc;
+    for seg in path.split('.') {
+        cur = cur.get(seg)?;
+    }
+    cur.as_str()
+}
+
+/// `kibana.alert.reason`: a sentence naming the event action, user, source and rule, in the
+/// spirit of Kibana's `buildReasonMessage`.
+fn reason(ctx: &AlertContext<'_>, source: &Value) -> String {
+    let mut s = String::from("event");
+    if let Some(a) = lookup(source, "event.action") {
+        s.push_str(&format!(" with action {a}"));
+    }
+    if let Some(u) = lookup(source, "user.name") {
+        s.push_str(&format!(" by {u}"));
+    }
+    if let Some(ip) = lookup(source, "source.ip").or_else(|| lookup(source, "source.address")) {
+        s.push_str(&format!(" from {ip}"));
+    }
+    if let Some(acct) = lookup(source, "cloud.account.id") {
+        s.push_str(&format!(" in account {acct}"));
+    }
+    s.push_str(&format!(
+        " created {} alert {}.",
+        ctx.severity, ctx.rule_name
+    ));
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn ids_are_deterministic_and_length_prefixed() {
+        let a = alert_id("idx", "doc1", "rule", &[]);
+        assert_eq!(a, alert_id("idx", "doc1", "rule", &[]));
+        assert_eq!(a.len(), 64);
+        // moving a character between parts must change the id
+        assert_ne!(
+            alert_id("idx", "doc1", "rule", &[]),
+            alert_id("idxd", "oc1", "rule", &[])
+        );
+        assert_ne!(a, alert_id("idx", "doc1", "rule", &[json!("x")]));
+        assert_ne!(
+            alert_id("i", "d", "r", &[json!("ab"), json!("c")]),
+            alert_id("i", "d", "r", &[json!("a"), json!("bc")])
+        );
+    }
+
+    #[test]
+    fn alert_document_has_kibana_fields() {
+        let rule_fields: Map<String, Value> =
+            serde_json::from_value(json!({"name": "R", "rule_id": "rid", "type": "query"}))
+                .unwrap();
+        let ctx = AlertContext {
+            rule_fields: &rule_fields,
+            rule_id: "rid",
+            rule_name: "R",
+            severity: "high",
+            risk_score: 73.0,
+            execution_uuid: "exec-1",
+            now: DateTime::parse_from_rfc3339("2024-05-01T00:00:00Z")
+                .unwrap()
+                .with_timezone(&Utc),
+        };
+        let src = json!({"@timestamp": "2024-04-30T23:59:00Z", "event": {"action": "StopLogging", "kind": "event"}, "user": {"name": "bob"}});
+        let doc = build_alert(&ctx, "abc", "logs-x", "doc1", &src, Some(&[json!("arn:x")]));
+        assert_eq!(doc["event"]["kind"], "signal");
+        assert_eq!(doc["kibana.alert.original_event.kind"], "event");
+        assert_eq!(doc["kibana.alert.original_event.action"], "StopLogging");
+        assert_eq!(doc["kibana.alert.original_time"], "2024-04-30T23:59:00Z");
+        assert_eq!(doc["@timestamp"], "2024-05-01T00:00:00.000Z");
+        assert_eq!(doc["kibana.alert.uuid"], "abc");
+        assert_eq!(doc["kibana.alert.rule.name"], "R");
+        assert_eq!(doc["kibana.alert.rule.execution.uuid"], "exec-1");
+        assert_eq!(doc["kibana.alert.ancestors"][0]["id"], "doc1");
+        assert_eq!(doc["kibana.alert.new_terms"], json!(["arn:x"]));
+        assert_eq!(doc["kibana.alert.workflow_status"], "open");
+        assert!(doc["kibana.alert.reason"]
+            .as_str()
+            .unwrap()
+            .contains("StopLogging by bob"));
+        assert!(is_alert(&doc));
+        assert!(!is_alert(&src));
+    }
+}

@@ -1,1 +1,614 @@
-//! Rule execution: one execution of one rule over one window (query and new_terms executors).
+//! Rule execution: one execution of one rule over one window, on any [`Backend`].
+//!
+//! The executors follow Kibana's detection engine (semantics.md §3–§5): query rules page
+//! through the window oldest first and alert on each hit; new_terms rules page through the
+//! distinct terms of the window and alert on the first document of each term that is new
+//! against the history window. Both dedup before the `max_signals` cap: an alert that already
+//! exists (an earlier overlapping window) neither counts nor consumes the cap.
+//! The executors never know which backend runs.
+
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::alerts::{alert_id, build_alert, is_alert, AlertContext};
+use crate::backend::{AlertDoc, Backend, Error, ExecStats, QuerySpec, TimeField};
+use crate::kql::Ast;
+use crate::time::DateMath;
+
+/// Kibana's warning when the cap truncates an execution.
+pub const MAX_SIGNALS_WARNING: &str =
+    "This rule reached the maximum alert limit for the rule execution. Some alerts were not created.";
+
+/// Terms per new_terms composite page (Kibana: 10,000).
+pub const NEW_TERMS_PAGE_SIZE: usize = 10_000;
+
+/// What an execution needs from a rule (built from a validated `rules::Rule`).
+#[derive(Debug, Clone)]
+pub struct ExecRule {
+    pub rule_id: String,
+    pub name: String,
+    pub severity: String,
+    pub risk_score: f64,
+    pub indices: Vec<String>,
+    pub query: Ast,
+    pub filters: Vec<Value>,
+    pub time: TimeField,
+    pub from: DateMath,
+    pub to: DateMath,
+    pub max_signals: usize,
+    /// `Some` for new_terms rules.
+    pub new_terms: Option<NewTermsParams>,
+    /// `kibana.alert.rule.*` fields (without the prefix).
+    pub rule_fields: Map<String, Value>,
+}
+
+impl ExecRule {
+    /// The execution view of a validated rule; `Err` names why the rule type cannot run
+    /// (only `query` and `new_terms` KQL rules execute).
+    pub fn from_rule(rule: &crate::rules::Rule) -> Result<ExecRule, String> {
+        use crate::rules::RuleKind;
+        let (query, new_terms) = match &rule.kind {
+            RuleKind::Query { query, .. } => (query.clone(), None),
+            RuleKind::NewTerms {
+                query,
+                fields,
+                history_window_start,
+                ..
+            } => (
+                query.clone(),
+                Some(NewTermsParams {
+                    fields: fields.clone(),
+                    history_window_start: history_window_start.clone(),
+                }),
+            ),
+            other => return Err(format!("rule type `{}` is not executed", other.type_name())),
+        };
+        let time = match &rule.timestamp_override {
+            Some(f) => TimeField {
+                primary: f.clone(),
+                fallback_to_timestamp: !rule.timestamp_override_fallback_disabled,
+            },
+            None => TimeField {
+                primary: "@timestamp".into(),
+                fallback_to_timestamp: false,
+            },
+        };
+        Ok(ExecRule {
+            rule_id: rule.rule_id.clone(),
+            name: rule.name.clone(),
+            severity: rule.severity.as_str().to_string(),
+            risk_score: f64::from(rule.risk_score),
+            indices: rule.index.clone(),
+            query,
+            filters: rule.filters.clone(),
+            time,
+            from: rule.from.clone(),
+            to: rule.to.clone(),
+            max_signals: rule.max_signals as usize,
+            new_terms,
+            rule_fields: rule.alert_rule_fields(),
+        })
+    }
+}
+
+/// new_terms parameters.
+#[derive(Debug, Clone)]
+pub struct NewTermsParams {
+    pub fields: Vec<String>,
+    /// Evaluated with `now` = the window's end.
+    pub history_window_start: DateMath,
+}
+
+/// An inclusive time window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Window {
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+}
+
+impl Window {
+    /// The rule's window for an execution that actually started at `t` (semantics.md §2).
+    pub fn at(rule: &ExecRule, t: DateTime<Utc>) -> Window {
+        Window {
+            from: rule.from.resolve(t),
+            to: rule.to.resolve(t),
+        }
+    }
+}
+
+/// How an execution ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Succeeded,
+    #[serde(rename = "partial failure")]
+    PartialFailure,
+    Failed,
+}
+
+/// The result of one execution.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExecutionResult {
+    pub rule_id: String,
+    pub window: Window,
+    pub status: Status,
+    /// Events (query) or new-term candidates (new_terms) examined.
+    pub hits: u64,
+    pub alerts_created: u64,
+    pub duplicates: u64,
+    pub failed_writes: u64,
+    pub capped: bool,
+    pub warnings: Vec<String>,
+    pub message: Option<String>,
+    pub search_ms: f64,
+    pub index_ms: f64,
+    pub round_trips: u64,
+    pub duration_ms: f64,
+    /// Ids of the alerts created.
+    #[serde(skip)]
+    pub created_ids: Vec<String>,
+}
+
+/// Runs one execution of `rule` over `window`. Never fails: errors become a `failed` result
+/// with the message (alerts already written stay written).
+pub async fn execute(
+    rule: &ExecRule,
+    window: Window,
+    backend: &dyn Backend,
+    execution_uuid: &str,
+    now: DateTime<Utc>,
+) -> ExecutionResult {
+    let started = Instant::now();
+    let stats = ExecStats::default();
+    let ctx = AlertContext {
+        rule_fields: &rule.rule_fields,
+        rule_id: &rule.rule_id,
+        rule_name: &rule.name,
+        severity: &rule.severity,
+        risk_score: rule.risk_score,
+        execution_uuid,
+        now,
+    };
+    let mut sink = Sink::new(rule.max_signals, &ctx, backend, &stats);
+    let mut hits = 0u64;
+    let outcome = match &rule.new_terms {
+        None => run_query(rule, window, backend, &stats, &mut sink, &mut hits).await,
+        Some(nt) => run_new_terms(rule, nt, window, backend, &stats, &mut sink, &mut hits).await,
+    };
+    let mut warnings = Vec::new();
+    if sink.capped {
+        warnings.push(MAX_SIGNALS_WARNING.to_string());
+    }
+    let (status, message) = match outcome {
+        Err(e) => (Status::Failed, Some(e.to_string())),
+        Ok(()) if !sink.failed.is_empty() => (
+            Status::PartialFailure,
+            Some(format!(
+                "{} alerts could not be written: {}",
+                sink.failed.len(),
+                sink.failed[0].1
+            )),
+        ),
+        Ok(()) if sink.capped => (
+            Status::PartialFailure,
+            Some(MAX_SIGNALS_WARNING.to_string()),
+        ),
+        Ok(()) => (Status::Succeeded, None),
+    };
+    let micros = |a: &std::sync::atomic::AtomicU64| {
+        a.load(std::sync::atomic::Ordering::Relaxed) as f64 / 1000.0
+    };
+    ExecutionResult {
+        rule_id: rule.rule_id.clone(),
+        window,
+        status,
+        hits,
+        alerts_created: sink.created.len() as u64,
+        duplicates: sink.duplicates,
+        failed_writes: sink.failed.len() as u64,
+        capped: sink.capped,
+        warnings,
+        message,
+        search_ms: micros(&stats.search_micros),
+        index_ms: micros(&stats.index_micros),
+        round_trips: stats.round_trips.load(std::sync::atomic::Ordering::Relaxed),
+        duration_ms: started.elapsed().as_secs_f64() * 1000.0,
+        created_ids: sink.created,
+    }
+}
+
+fn spec<'a>(rule: &'a ExecRule, window: Window) -> QuerySpec<'a> {
+    QuerySpec {
+        indices: &rule.indices,
+        query: &rule.query,
+        filters: &rule.filters,
+        time: &rule.time,
+        from: window.from,
+        to: window.to,
+    }
+}
+
+async fn run_query(
+    rule: &ExecRule,
+    window: Window,
+    backend: &dyn Backend,
+    stats: &ExecStats,
+    sink: &mut Sink<'_>,
+    hits: &mut u64,
+) -> Result<(), Error> {
+    let q = spec(rule, window);
+    let page_size = rule.max_signals.clamp(1, 100);
+    let mut cursor = None;
+    loop {
+        let page = backend
+            .search_page(&q, page_size, cursor.as_ref(), stats)
+            .await?;
+        *hits += page.hits.len() as u64;
+        let candidates: Vec<AlertDoc> = page
+            .hits
+            .iter()
+            .filter(|h| !is_alert(&h.source))
+            .map(|h| {
+                let id = alert_id(&h.index, &h.id, &rule.rule_id, &[]);
+                let doc = build_alert(sink.ctx, &id, &h.index, &h.id, &h.source, None);
+                AlertDoc { id, doc }
+            })
+            .collect();
+        let more = page.cursor.is_some();
+        let full = sink.write(&candidates, more).await?;
+        match page.cursor {
+            Some(c) if full => {
+                backend.close_search(&c, stats).await?;
+                return Ok(());
+            }
+            Some(c) => cursor = Some(c),
+            None => return Ok(()),
+        }
+    }
+}
+
+async fn run_new_terms(
+    rule: &ExecRule,
+    nt: &NewTermsParams,
+    window: Window,
+    backend: &dyn Backend,
+    stats: &ExecStats,
+    sink: &mut Sink<'_>,
+    hits: &mut u64,
+) -> Result<(), Error> {
+    let history_start = nt.history_window_start.resolve(window.to);
+    if history_start >= window.from {
+        return Err(Error::Request {
+            operation: "new_terms".into(),
+            reason: format!(
+                "history_window_start ({}) must be earlier than the window start ({})",
+                nt.history_window_start.source, window.from
+            ),
+        });
+    }
+    let q = spec(rule, window);
+    let mut after: Option<Value> = None;
+    loop {
+        let page = backend
+            .terms_page(&q, &nt.fields, NEW_TERMS_PAGE_SIZE, after.as_ref(), stats)
+            .await?;
+        *hits += page.tuples.len() as u64;
+        if !page.tuples.is_empty() {
+            let found = backend
+                .new_terms(&q, &nt.fields, history_start, &page.tuples, stats)
+                .await?;
+            let candidates: Vec<AlertDoc> = found
+                .iter()
+                .filter(|n| !is_alert(&n.hit.source))
+                .map(|n| {
+                    let h = &n.hit;
+                    let id = alert_id(&h.index, &h.id, &rule.rule_id, &n.values);
+                    let doc =
+                        build_alert(sink.ctx, &id, &h.index, &h.id, &h.source, Some(&n.values));
+                    AlertDoc { id, doc }
+                })
+                .collect();
+            if sink.write(&candidates, page.after.is_some()).await? {
+                return Ok(());
+            }
+        }
+        match page.after {
+            Some(a) => after = Some(a),
+            None => return Ok(()),
+        }
+    }
+}
+
+/// Writes alerts up to the cap, counting created, duplicates and failures.
+struct Sink<'a> {
+    max: usize,
+    ctx: &'a AlertContext<'a>,
+    backend: &'a dyn Backend,
+    stats: &'a ExecStats,
+    created: Vec<String>,
+    duplicates: u64,
+    failed: Vec<(String, String)>,
+    capped: bool,
+}
+
+impl<'a> Sink<'a> {
+    fn new(
+        max: usize,
+        ctx: &'a AlertContext<'a>,
+        backend: &'a dyn Backend,
+        stats: &'a ExecStats,
+    ) -> Self {
+        Sink {
+            max,
+            ctx,
+            backend,
+            stats,
+            created: Vec::new(),
+            duplicates: 0,
+            failed: Vec::new(),
+            capped: false,
+        }
+    }
+
+    /// Writes `candidates` in order until the cap is reached. Returns true when the cap is
+    /// reached (the caller stops); `more_after` says whether further candidates may follow.
+    async fn write(&mut self, candidates: &[AlertDoc], more_after: bool) -> Result<bool, Error> {
+        let mut i = 0;
+        while i < candidates.len() && self.created.len() < self.max {
+            let take = (self.max - self.created.len()).min(candidates.len() - i);
+            let out = self
+                .backend
+                .write_alerts(&candidates[i..i + take], self.stats)
+                .await?;
+            self.created.extend(out.created);
+            self.duplicates += out.duplicates.len() as u64;
+            self.failed.extend(out.failed);
+            i += take;
+        }
+        if self.created.len() >= self.max {
+            if i < candidates.len() || more_after {
+                self.capped = true;
+            }
+            return Ok(true);
+        }
+        Ok(false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Executor logic against a scripted backend: paging, the cap, dedup before the cap.
+    use super::*;
+    use crate::backend::{Cursor, Hit, NewTerm, Page, RuleState, TermsPage, WriteOutcome};
+    use serde_json::json;
+    use std::collections::{BTreeMap, HashSet};
+    use std::sync::Mutex;
+
+    /// Serves `n` hits in pages, stores alert ids, counts calls.
+    struct Scripted {
+        hits: Vec<Hit>,
+        written: Mutex<HashSet<String>>,
+        pages_served: Mutex<usize>,
+        closed: Mutex<usize>,
+        new_terms: Vec<NewTerm>,
+        terms: Vec<Vec<Value>>,
+    }
+
+    impl Scripted {
+        fn with_hits(n: usize) -> Scripted {
+            let hits = (0..n)
+                .map(|i| Hit {
+                    index: "idx".into(),
+                    id: format!("doc{i}"),
+                    source: json!({"@timestamp": "2024-01-01T00:00:00Z", "event": {"action": "A"}}),
+                    sort: vec![json!(i)],
+                })
+                .collect();
+            Scripted {
+                hits,
+                written: Mutex::new(HashSet::new()),
+                pages_served: Mutex::new(0),
+                closed: Mutex::new(0),
+                new_terms: Vec::new(),
+                terms: Vec::new(),
+            }
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl Backend for Scripted {
+        async fn search_page(
+            &self,
+            _q: &QuerySpec<'_>,
+            size: usize,
+            cursor: Option<&Cursor>,
+            _s: &ExecStats,
+        ) -> Result<Page, Error> {
+            *self.pages_served.lock().unwrap() += 1;
+            let start = cursor.map_or(0, |c| c.search_after[0].as_u64().unwrap() as usize + 1);
+            let end = (start + size).min(self.hits.len());
+            let hits = self.hits[start..end].to_vec();
+            let cursor = (end < self.hits.len()).then(|| Cursor {
+                pit: Some("pit".into()),
+                search_after: vec![json!(end - 1)],
+            });
+            Ok(Page { hits, cursor })
+        }
+        async fn close_search(&self, _c: &Cursor, _s: &ExecStats) -> Result<(), Error> {
+            *self.closed.lock().unwrap() += 1;
+            Ok(())
+        }
+        async fn terms_page(
+            &self,
+            _q: &QuerySpec<'_>,
+            _f: &[String],
+            _size: usize,
+            _a: Option<&Value>,
+            _s: &ExecStats,
+        ) -> Result<TermsPage, Error> {
+            Ok(TermsPage {
+                tuples: self.terms.clone(),
+                after: None,
+            })
+        }
+        async fn new_terms(
+            &self,
+            _q: &QuerySpec<'_>,
+            _f: &[String],
+            _h: DateTime<Utc>,
+            _t: &[Vec<Value>],
+            _s: &ExecStats,
+        ) -> Result<Vec<NewTerm>, Error> {
+            Ok(self.new_terms.clone())
+        }
+        async fn write_alerts(
+            &self,
+            alerts: &[AlertDoc],
+            _s: &ExecStats,
+        ) -> Result<WriteOutcome, Error> {
+            let mut w = self.written.lock().unwrap();
+            let mut out = WriteOutcome::default();
+            for a in alerts {
+                if w.insert(a.id.clone()) {
+                    out.created.push(a.id.clone())
+                } else {
+                    out.duplicates.push(a.id.clone())
+                }
+            }
+            Ok(out)
+        }
+        async fn load_state(&self) -> Result<BTreeMap<String, RuleState>, Error> {
+            Ok(BTreeMap::new())
+        }
+        async fn save_state(&self, _r: &str, _s: &RuleState) -> Result<(), Error> {
+            Ok(())
+        }
+        async fn record_execution(&self, _r: &Value) -> Result<(), Error> {
+            Ok(())
+        }
+    }
+
+    fn rule(max_signals: usize, new_terms: bool) -> ExecRule {
+        ExecRule {
+            rule_id: "r1".into(),
+            name: "Rule".into(),
+            severity: "low".into(),
+            risk_score: 21.0,
+            indices: vec!["logs-*".into()],
+            query: Ast::MatchAll,
+            filters: vec![],
+            time: TimeField {
+                primary: "@timestamp".into(),
+                fallback_to_timestamp: true,
+            },
+            from: crate::time::parse_datemath("now-6m").unwrap(),
+            to: crate::time::parse_datemath("now").unwrap(),
+            max_signals,
+            new_terms: new_terms.then(|| NewTermsParams {
+                fields: vec!["user.name".into()],
+                history_window_start: crate::time::parse_datemath("now-10d").unwrap(),
+            }),
+            rule_fields: Map::new(),
+        }
+    }
+
+    fn window() -> Window {
+        let t = crate::time::parse_absolute("2024-01-01T00:06:00Z").unwrap();
+        Window::at(&rule(1, false), t)
+    }
+
+    async fn run(r: &ExecRule, b: &Scripted) -> ExecutionResult {
+        execute(r, window(), b, "exec", Utc::now()).await
+    }
+
+    #[tokio::test]
+    async fn query_rule_alerts_on_every_hit_across_pages() {
+        let b = Scripted::with_hits(250);
+        let res = run(&rule(1000, false), &b).await;
+        assert_eq!(res.alerts_created, 250);
+        assert_eq!(res.hits, 250);
+        assert_eq!(
+            *b.pages_served.lock().unwrap(),
+            3,
+            "page size is min(max_signals, 100)"
+        );
+        assert!(!res.capped);
+        assert_eq!(res.status, Status::Succeeded);
+    }
+
+    #[tokio::test]
+    async fn cap_truncates_with_kibana_warning_and_closes_the_search() {
+        let b = Scripted::with_hits(250);
+        let res = run(&rule(100, false), &b).await;
+        assert_eq!(res.alerts_created, 100);
+        assert!(res.capped);
+        assert_eq!(res.status, Status::PartialFailure);
+        assert_eq!(res.warnings, vec![MAX_SIGNALS_WARNING.to_string()]);
+        assert_eq!(*b.closed.lock().unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn duplicates_do_not_consume_the_cap() {
+        let b = Scripted::with_hits(150);
+        // an earlier overlapping window alerted on the first 60 events
+        let first = run(&rule(60, false), &b).await;
+        assert_eq!(first.alerts_created, 60);
+        let second = run(&rule(60, false), &b).await;
+        assert_eq!(second.duplicates, 60);
+        assert_eq!(
+            second.alerts_created, 60,
+            "the next 60 events alert despite the duplicates"
+        );
+        let third = run(&rule(100, false), &b).await;
+        assert_eq!(third.alerts_created, 30);
+        assert_eq!(third.duplicates, 120);
+        assert!(!third.capped);
+    }
+
+    #[tokio::test]
+    async fn exact_cap_without_more_hits_is_not_capped() {
+        let b = Scripted::with_hits(5);
+        let res = run(&rule(5, false), &b).await;
+        assert_eq!(res.alerts_created, 5);
+        assert!(!res.capped);
+    }
+
+    #[tokio::test]
+    async fn new_terms_alerts_carry_values_and_distinct_ids_per_term() {
+        let mut b = Scripted::with_hits(0);
+        let hit = Scripted::with_hits(1).hits.remove(0);
+        b.terms = vec![vec![json!("a")], vec![json!("b")]];
+        b.new_terms = vec![
+            NewTerm {
+                values: vec![json!("a")],
+                hit: hit.clone(),
+            },
+            NewTerm {
+                values: vec![json!("b")],
+                hit,
+            },
+        ];
+        let res = run(&rule(100, true), &b).await;
+        assert_eq!(
+            res.alerts_created, 2,
+            "one document, two new terms, two alerts"
+        );
+        assert_ne!(res.created_ids[0], res.created_ids[1]);
+    }
+
+    #[tokio::test]
+    async fn history_window_must_start_before_the_window() {
+        let b = Scripted::with_hits(0);
+        let mut r = rule(100, true);
+        r.new_terms = Some(NewTermsParams {
+            fields: vec!["user.name".into()],
+            history_window_start: crate::time::parse_datemath("now-1m").unwrap(),
+        });
+        let res = run(&r, &b).await;
+        assert_eq!(res.status, Status::Failed);
+        assert!(res.message.unwrap().contains("history_window_start"));
+    }
+}

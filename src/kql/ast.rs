@@ -46,10 +46,12 @@ pub struct Field {
 /// a quoted value never contains `Wildcard` (a quoted `*` is literal text).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Value {
+    /// In trees built by `parse`, adjacent `Text` parts are merged and never empty (the empty
+    /// string is `parts: []`).
     pub parts: Vec<Part>,
     /// `"quoted phrase"`: Kibana builds phrase queries (`match_phrase`) for these.
     pub quoted: bool,
-    /// What the literal looks like (Kibana keeps `true`/`42` typed; we keep the text and note it).
+    /// What the literal looks like (Kibana keeps `true` typed; we keep the text and note it).
     pub kind: LiteralKind,
 }
 
@@ -64,8 +66,12 @@ pub enum Part {
 /// The type Kibana's grammar gives an unquoted literal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LiteralKind {
+    /// Quoted values, and unquoted ones other than `true` / `false` (`200` and `null` included).
     String,
+    /// Never produced by `kql::parse`: Kibana stopped recognising numbers in KQL in 7.12
+    /// (elastic/kibana#93658), so `200` is a string there too.
     Number,
+    /// Unquoted `true` or `false` (exactly, lowercase).
     Boolean,
 }
 

@@ -1,10 +1,18 @@
-//! Rules: the detection-rules TOML format (`RuleFile`, a serde mirror) and validated `Rule`s.
+//! Rules: the detection-rules TOML format and the validated rules the engine runs.
+//!
+//! Two stages: [`RuleFile`] mirrors the TOML with serde (unknown keys collected, not dropped);
+//! [`load_file`] / [`load_paths`] validate it into [`Rule`]s (parsed KQL, typed intervals and
+//! date math, [`RuleKind`] per type) and report every problem with the file, rule and key.
+//! `detectd validate` prints that report.
 
-use std::process::ExitCode;
+mod file;
+mod load;
+mod model;
+mod validate;
 
-use crate::cli::{Cli, ValidateArgs};
-
-/// `detectd validate`.
-pub fn validate_command(_cli: &Cli, _args: &ValidateArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`detectd validate` is not implemented yet")
-}
+pub use file::RuleFile;
+pub use load::{load_file, load_paths, load_str, Level, LoadError, LoadReport, Loaded, Problem};
+pub use model::{OverrideError, Rule, RuleKind, Severity, Support, Technique, Threat, ThreatRef};
+pub use validate::{
+    needs_geoip, render_summary, summarize, validate_command, Summary, ValidateOutput,
+};

@@ -13,7 +13,10 @@ pub fn shared_data(sub: &str) -> Option<PathBuf> {
     if p.exists() {
         Some(p)
     } else {
-        eprintln!("skipping: reference data {} not found (set DETECTD_SHARED_DATA)", p.display());
+        eprintln!(
+            "skipping: reference data {} not found (set DETECTD_SHARED_DATA)",
+            p.display()
+        );
         None
     }
 }

@@ -1,1 +1,409 @@
-//! The embedded backend: an in-process, time-indexed store of ECS documents; alerts and state in local files.
+//! The embedded backend: an in-process, time-indexed store of ECS documents (loaded from raw
+//! CloudTrail through the `ecs` normaliser, or from ECS NDJSON), evaluated with the `matcher`;
+//! alerts appended to a local NDJSON file (deduplicated by id across restarts), rule state in a
+//! small JSON file written atomically, execution records appended to an NDJSON file.
+//!
+//! It gives the paging, aggregation and ordering semantics of the Elasticsearch backend:
+//! hits oldest first with a stable tie-break, composite-like term tuples in value order with
+//! arrays exploded, new terms by first appearance in the history window.
+
+mod files;
+mod store;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+pub use files::AlertsFile;
+pub use store::{date_millis, values_at, Store, StoredDoc, EMBEDDED_INDEX};
+
+use crate::backend::{
+    AlertDoc, Backend, Cursor, Error, ExecStats, ExecutionRecord, Hit, NewTerm, Page, QuerySpec,
+    RuleState, TermsPage, WriteOutcome,
+};
+use crate::fields::FieldCatalog;
+use crate::kql::Ast;
+
+/// A compiled rule query (KQL + filters) over stored documents.
+pub type DocMatcher = Arc<dyn Fn(&Value) -> bool + Send + Sync>;
+
+/// The embedded backend.
+pub struct EmbeddedBackend {
+    store: Arc<Store>,
+    catalog: FieldCatalog,
+    matchers: Mutex<HashMap<String, DocMatcher>>,
+    alerts: Mutex<AlertsFile>,
+    state_path: PathBuf,
+    state: Mutex<BTreeMap<String, RuleState>>,
+    executions_path: PathBuf,
+}
+
+/// Where the embedded backend writes.
+#[derive(Debug, Clone)]
+pub struct EmbeddedPaths {
+    pub alerts: PathBuf,
+    pub state: PathBuf,
+    pub executions: PathBuf,
+}
+
+impl EmbeddedBackend {
+    /// A backend over `store`, writing to `paths`, with field types from `catalog`.
+    pub fn new(
+        store: Store,
+        catalog: FieldCatalog,
+        paths: &EmbeddedPaths,
+    ) -> Result<EmbeddedBackend, Error> {
+        let alerts = AlertsFile::open(&paths.alerts)?;
+        let state = files::read_state(&paths.state)?;
+        Ok(EmbeddedBackend {
+            store: Arc::new(store),
+            catalog,
+            matchers: Mutex::new(HashMap::new()),
+            alerts: Mutex::new(alerts),
+            state_path: paths.state.clone(),
+            state: Mutex::new(state),
+            executions_path: paths.executions.clone(),
+        })
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Alerts in the alerts file (including earlier runs).
+    pub fn alert_count(&self) -> usize {
+        lock(&self.alerts).len()
+    }
+
+    fn matcher(&self, query: &Ast, filters: &[Value]) -> Result<DocMatcher, Error> {
+        let key = format!("{query:?}{filters:?}");
+        if let Some(m) = lock(&self.matchers).get(&key) {
+            return Ok(m.clone());
+        }
+        let m = compile(query, filters, &self.catalog)?;
+        lock(&self.matchers).insert(key, m.clone());
+        Ok(m)
+    }
+
+    /// Matching documents in the window of `q`, ascending by time, as (time, index).
+    fn matching<'s>(
+        &'s self,
+        q: &QuerySpec<'_>,
+        from: i64,
+        to: i64,
+    ) -> Result<impl Iterator<Item = (i64, u32)> + 's, Error> {
+        let selected = indices_match(q.indices);
+        let m = self.matcher(q.query, q.filters)?;
+        let store = &self.store;
+        Ok(store
+            .range(q.time, from, to)
+            .filter(move |_| selected)
+            .filter(move |(_, i)| {
+                let d = &store.doc(*i).source;
+                !crate::alerts::is_alert(d) && m(d)
+            }))
+    }
+
+    fn hit(&self, i: u32, t: i64) -> Hit {
+        let d = self.store.doc(i);
+        Hit {
+            index: EMBEDDED_INDEX.to_string(),
+            id: d.id.clone(),
+            source: d.source.clone(),
+            sort: vec![Value::from(t), Value::from(i)],
+        }
+    }
+
+    /// Term tuples of one document for `fields` (cartesian product of exploded arrays).
+    fn tuples(&self, doc: &Value, fields: &[String]) -> Vec<Vec<Value>> {
+        let mut tuples: Vec<Vec<Value>> = vec![Vec::new()];
+        let mut vals = Vec::new();
+        for f in fields {
+            vals.clear();
+            values_at(doc, f, &mut vals);
+            let ignore_above = self.catalog.get(f).and_then(|s| s.ignore_above);
+            let mut terms: Vec<Value> = Vec::new();
+            for v in &vals {
+                let t = term_value(v);
+                if let (Some(limit), Value::String(s)) = (ignore_above, &t) {
+                    if s.chars().count() > limit {
+                        continue;
+                    }
+                }
+                if !terms.contains(&t) {
+                    terms.push(t);
+                }
+            }
+            if terms.is_empty() {
+                return Vec::new();
+            }
+            let mut next = Vec::with_capacity(tuples.len() * terms.len());
+            for prefix in &tuples {
+                for t in &terms {
+                    let mut p = prefix.clone();
+                    p.push(t.clone());
+                    next.push(p);
+                }
+            }
+            tuples = next;
+        }
+        tuples
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+/// True when one of the rule's index patterns selects the embedded data stream.
+fn indices_match(patterns: &[String]) -> bool {
+    patterns.iter().any(|p| {
+        p.split(',')
+            .any(|p| !p.starts_with('-') && glob_match(p.trim(), EMBEDDED_INDEX))
+    })
+}
+
+/// `*`-wildcard match of a whole name (index patterns).
+fn glob_match(pattern: &str, name: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    if parts.len() == 1 {
+        return pattern == name;
+    }
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if !name.starts_with(first) || name.len() < first.len() + last.len() || !name.ends_with(last) {
+        return false;
+    }
+    let mut rest = &name[first.len()..name.len() - last.len()];
+    for mid in &parts[1..parts.len() - 1] {
+        match rest.find(mid) {
+            Some(pos) => rest = &rest[pos + mid.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
+/// A value as a composite aggregation returns it: keyword strings, numbers, booleans.
+fn term_value(v: &Value) -> Value {
+    match v {
+        Value::String(_) | Value::Number(_) | Value::Bool(_) => v.clone(),
+        other => Value::String(other.to_string()),
+    }
+}
+
+/// Orders term values as Elasticsearch orders composite keys (numbers numerically, strings
+/// by bytes).
+fn cmp_terms(a: &[Value], b: &[Value]) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    for (x, y) in a.iter().zip(b) {
+        let o = match (x, y) {
+            (Value::Number(m), Value::Number(n)) => m
+                .as_f64()
+                .partial_cmp(&n.as_f64())
+                .unwrap_or(Ordering::Equal),
+            (Value::String(m), Value::String(n)) => m.as_bytes().cmp(n.as_bytes()),
+            (Value::Bool(m), Value::Bool(n)) => m.cmp(n),
+            _ => x.to_string().cmp(&y.to_string()),
+        };
+        if o != Ordering::Equal {
+            return o;
+        }
+    }
+    a.len().cmp(&b.len())
+}
+
+fn millis(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+/// Compiles a rule's KQL and filters into a matcher over ECS documents.
+pub fn compile(
+    query: &Ast,
+    filters: &[Value],
+    catalog: &FieldCatalog,
+) -> Result<DocMatcher, Error> {
+    let unsupported = |e: crate::matcher::CompileError| Error::Unsupported(e.to_string());
+    let mut m = crate::matcher::Matcher::compile(query, catalog).map_err(unsupported)?;
+    if !filters.is_empty() {
+        m = m.and(crate::matcher::compile_filters(filters, catalog).map_err(unsupported)?);
+    }
+    let m = Arc::new(m);
+    Ok(Arc::new(move |doc: &Value| m.matches_json(doc)))
+}
+
+#[async_trait]
+impl Backend for EmbeddedBackend {
+    async fn search_page(
+        &self,
+        q: &QuerySpec<'_>,
+        size: usize,
+        cursor: Option<&Cursor>,
+        stats: &ExecStats,
+    ) -> Result<Page, Error> {
+        let started = Instant::now();
+        let after: Option<(i64, u32)> = cursor.and_then(|c| {
+            Some((
+                c.search_after.first()?.as_i64()?,
+                u32::try_from(c.search_after.get(1)?.as_u64()?).ok()?,
+            ))
+        });
+        let from = after.map_or(millis(q.from), |(t, _)| t);
+        let mut hits = Vec::with_capacity(size.min(1024));
+        let mut more = false;
+        for (t, i) in self.matching(q, from, millis(q.to))? {
+            if let Some(a) = after {
+                if (t, i) <= a {
+                    continue;
+                }
+            }
+            if hits.len() == size {
+                more = true;
+                break;
+            }
+            hits.push(self.hit(i, t));
+        }
+        let cursor = match hits.last() {
+            Some(last) if more => Some(Cursor {
+                pit: None,
+                search_after: last.sort.clone(),
+            }),
+            _ => None,
+        };
+        stats.add_search(started.elapsed());
+        Ok(Page { hits, cursor })
+    }
+
+    async fn close_search(&self, _cursor: &Cursor, _stats: &ExecStats) -> Result<(), Error> {
+        Ok(())
+    }
+
+    async fn terms_page(
+        &self,
+        q: &QuerySpec<'_>,
+        fields: &[String],
+        size: usize,
+        after: Option<&Value>,
+        stats: &ExecStats,
+    ) -> Result<TermsPage, Error> {
+        let started = Instant::now();
+        let after: Option<Vec<Value>> = after.and_then(|a| a.as_array().cloned());
+        let mut all: Vec<Vec<Value>> = Vec::new();
+        let mut seen: HashSet<Vec<String>> = HashSet::new();
+        for (_, i) in self.matching(q, millis(q.from), millis(q.to))? {
+            for t in self.tuples(&self.store.doc(i).source, fields) {
+                if let Some(a) = &after {
+                    if cmp_terms(&t, a) != std::cmp::Ordering::Greater {
+                        continue;
+                    }
+                }
+                let key: Vec<String> = t.iter().map(Value::to_string).collect();
+                if seen.insert(key) {
+                    all.push(t);
+                }
+            }
+        }
+        all.sort_by(|a, b| cmp_terms(a, b));
+        let more = all.len() > size;
+        all.truncate(size);
+        let after = if more {
+            all.last().map(|t| Value::Array(t.clone()))
+        } else {
+            None
+        };
+        stats.add_search(started.elapsed());
+        Ok(TermsPage { tuples: all, after })
+    }
+
+    async fn new_terms(
+        &self,
+        q: &QuerySpec<'_>,
+        fields: &[String],
+        history_start: DateTime<Utc>,
+        tuples: &[Vec<Value>],
+        stats: &ExecStats,
+    ) -> Result<Vec<NewTerm>, Error> {
+        let started = Instant::now();
+        let key = |t: &[Value]| -> Vec<String> { t.iter().map(Value::to_string).collect() };
+        let wanted: HashMap<Vec<String>, usize> = tuples
+            .iter()
+            .enumerate()
+            .map(|(n, t)| (key(t), n))
+            .collect();
+        // First appearance of each wanted tuple in [history_start, to], in time order.
+        let mut first: HashMap<usize, (i64, u32)> = HashMap::new();
+        for (t, i) in self.matching(q, millis(history_start), millis(q.to))? {
+            if first.len() == wanted.len() {
+                break;
+            }
+            for tuple in self.tuples(&self.store.doc(i).source, fields) {
+                if let Some(&n) = wanted.get(&key(&tuple)) {
+                    first.entry(n).or_insert((t, i));
+                }
+            }
+        }
+        let from = millis(q.from);
+        let mut found: Vec<(usize, i64, u32)> = first
+            .into_iter()
+            .filter(|(_, (t, _))| *t > from)
+            .map(|(n, (t, i))| (n, t, i))
+            .collect();
+        found.sort_by_key(|&(n, _, _)| n);
+        stats.add_search(started.elapsed());
+        Ok(found
+            .into_iter()
+            .map(|(n, t, i)| NewTerm {
+                values: tuples[n].clone(),
+                hit: self.hit(i, t),
+            })
+            .collect())
+    }
+
+    async fn write_alerts(
+        &self,
+        alerts: &[AlertDoc],
+        stats: &ExecStats,
+    ) -> Result<WriteOutcome, Error> {
+        let started = Instant::now();
+        let out = lock(&self.alerts).write(alerts);
+        stats.add_index(started.elapsed());
+        out
+    }
+
+    async fn load_state(&self) -> Result<BTreeMap<String, RuleState>, Error> {
+        Ok(lock(&self.state).clone())
+    }
+
+    async fn save_state(&self, rule_id: &str, state: &RuleState) -> Result<(), Error> {
+        let mut all = lock(&self.state);
+        all.insert(rule_id.to_string(), state.clone());
+        files::write_state(&self.state_path, &all)
+    }
+
+    async fn record_execution(&self, record: &ExecutionRecord) -> Result<(), Error> {
+        files::append_line(&self.executions_path, record)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn index_patterns_select_the_embedded_stream() {
+        assert!(indices_match(&["filebeat-*".into(), "logs-aws*".into()]));
+        assert!(indices_match(&["logs-aws.cloudtrail-*".into()]));
+        assert!(indices_match(&["*".into()]));
+        assert!(!indices_match(&["logs-gcp*".into(), "filebeat-*".into()]));
+        assert!(!indices_match(&[]));
+        assert!(glob_match("a*b*c", "aXbYc"));
+        assert!(!glob_match("a*b*c", "aXcYb"));
+    }
+}

@@ -1,0 +1,230 @@
+//! The embedded backend's local files: alerts (NDJSON, appended, deduplicated by id across
+//! restarts), rule state (one JSON object, written atomically) and execution records (NDJSON).
+
+use std::collections::{BTreeMap, HashSet};
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::backend::{AlertDoc, Error, RuleState, WriteOutcome};
+
+fn io_err(path: &Path, source: std::io::Error) -> Error {
+    Error::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// The alerts file: ids already written are known, so a second write is a duplicate.
+#[derive(Debug)]
+pub struct AlertsFile {
+    path: PathBuf,
+    ids: HashSet<String>,
+    /// The file ends without a newline (a torn write): start the next write on a new line.
+    needs_newline: bool,
+}
+
+impl AlertsFile {
+    /// Opens (or prepares to create) the alerts file and reads the ids it holds. A line that is
+    /// not an alert (e.g. a torn last line after a crash) is skipped with a warning.
+    pub fn open(path: &Path) -> Result<AlertsFile, Error> {
+        let mut ids = HashSet::new();
+        let needs_newline = ends_without_newline(path);
+        match File::open(path) {
+            Ok(f) => {
+                for (n, line) in BufReader::new(f).lines().enumerate() {
+                    let line = line.map_err(|e| io_err(path, e))?;
+                    if line.trim().is_empty() {
+                        continue;
+                    }
+                    let id = serde_json::from_str::<Value>(&line).ok().and_then(|v| {
+                        v.get("kibana.alert.uuid")
+                            .and_then(Value::as_str)
+                            .map(str::to_string)
+                    });
+                    match id {
+                        Some(id) => {
+                            ids.insert(id);
+                        }
+                        None => tracing::warn!(
+                            file = %path.display(),
+                            line = n + 1,
+                            "skipping a line of the alerts file that is not an alert"
+                        ),
+                    }
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err(path, e)),
+        }
+        Ok(AlertsFile {
+            path: path.to_path_buf(),
+            ids,
+            needs_newline,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Number of alerts in the file.
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// Appends the alerts whose ids are new, then flushes and syncs the file.
+    pub fn write(&mut self, alerts: &[AlertDoc]) -> Result<WriteOutcome, Error> {
+        let mut out = WriteOutcome::default();
+        let mut buf = Vec::new();
+        if self.needs_newline {
+            buf.push(b'\n');
+        }
+        let mut batch = HashSet::new();
+        for a in alerts {
+            if self.ids.contains(&a.id) || !batch.insert(a.id.as_str()) {
+                out.duplicates.push(a.id.clone());
+                continue;
+            }
+            match serde_json::to_writer(&mut buf, &a.doc) {
+                Ok(()) => {
+                    buf.push(b'\n');
+                    out.created.push(a.id.clone());
+                }
+                Err(e) => out.failed.push((a.id.clone(), e.to_string())),
+            }
+        }
+        if !out.created.is_empty() {
+            if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
+            }
+            let mut f = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.path)
+                .map_err(|e| io_err(&self.path, e))?;
+            f.write_all(&buf).map_err(|e| io_err(&self.path, e))?;
+            f.sync_data().map_err(|e| io_err(&self.path, e))?;
+            self.needs_newline = false;
+        }
+        self.ids.extend(out.created.iter().cloned());
+        Ok(out)
+    }
+}
+
+fn ends_without_newline(path: &Path) -> bool {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut f) = File::open(path) else {
+        return false;
+    };
+    let mut last = [0u8; 1];
+    f.seek(SeekFrom::End(-1)).is_ok() && f.read_exact(&mut last).is_ok() && last[0] != b'\n'
+}
+
+/// Reads the state file (missing = empty).
+pub fn read_state(path: &Path) -> Result<BTreeMap<String, RuleState>, Error> {
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| Error::Request {
+            operation: format!("read state {}", path.display()),
+            reason: e.to_string(),
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
+        Err(e) => Err(io_err(path, e)),
+    }
+}
+
+/// Writes the state file atomically (temporary file, sync, rename).
+pub fn write_state(path: &Path, state: &BTreeMap<String, RuleState>) -> Result<(), Error> {
+    let bytes = serde_json::to_vec_pretty(state).map_err(|e| Error::Request {
+        operation: format!("write state {}", path.display()),
+        reason: e.to_string(),
+    })?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
+    }
+    let tmp = path.with_extension("tmp");
+    {
+        let mut f = File::create(&tmp).map_err(|e| io_err(&tmp, e))?;
+        f.write_all(&bytes).map_err(|e| io_err(&tmp, e))?;
+        f.sync_all().map_err(|e| io_err(&tmp, e))?;
+    }
+    std::fs::rename(&tmp, path).map_err(|e| io_err(path, e))
+}
+
+/// Appends one NDJSON line.
+pub fn append_line(path: &Path, v: &Value) -> Result<(), Error> {
+    let mut line = serde_json::to_vec(v).map_err(|e| Error::Request {
+        operation: format!("append to {}", path.display()),
+        reason: e.to_string(),
+    })?;
+    line.push(b'\n');
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
+    }
+    let mut f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| io_err(path, e))?;
+    f.write_all(&line).map_err(|e| io_err(path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn alert(id: &str) -> AlertDoc {
+        AlertDoc {
+            id: id.into(),
+            doc: json!({"kibana.alert.uuid": id}),
+        }
+    }
+
+    #[test]
+    fn alerts_are_deduplicated_across_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("alerts.ndjson");
+        let mut f = AlertsFile::open(&p).unwrap();
+        let out = f.write(&[alert("a"), alert("b"), alert("a")]).unwrap();
+        assert_eq!(out.created, vec!["a", "b"]);
+        assert_eq!(out.duplicates, vec!["a"]);
+        let mut f = AlertsFile::open(&p).unwrap();
+        assert_eq!(f.len(), 2);
+        let out = f.write(&[alert("b"), alert("c")]).unwrap();
+        assert_eq!(out.created, vec!["c"]);
+        assert_eq!(out.duplicates, vec!["b"]);
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert_eq!(text.lines().count(), 3);
+    }
+
+    #[test]
+    fn torn_last_line_is_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("alerts.ndjson");
+        std::fs::write(&p, "{\"kibana.alert.uuid\":\"a\"}\n{\"kibana.al").unwrap();
+        let mut f = AlertsFile::open(&p).unwrap();
+        assert_eq!(f.len(), 1);
+        f.write(&[alert("b")]).unwrap();
+        let f = AlertsFile::open(&p).unwrap();
+        assert_eq!(f.len(), 2, "the new alert starts on its own line");
+    }
+
+    #[test]
+    fn state_roundtrips_atomically() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("state.json");
+        assert!(read_state(&p).unwrap().is_empty());
+        let mut m = BTreeMap::new();
+        m.insert("r1".to_string(), RuleState::default());
+        write_state(&p, &m).unwrap();
+        assert_eq!(read_state(&p).unwrap(), m);
+        assert!(!p.with_extension("tmp").exists());
+    }
+}

@@ -1,0 +1,288 @@
+//! The in-process document store: ECS documents sorted by `@timestamp`, so a window is a
+//! binary-searched range scan; other time fields (`timestamp_override`) get their own sorted
+//! index, built on first use.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use chrono::DateTime;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::backend::TimeField;
+
+/// The index name documents of the embedded store belong to (the aws integration's data
+/// stream), so rule index patterns such as `logs-aws*` select them and alert ancestors name it.
+pub const EMBEDDED_INDEX: &str = "logs-aws.cloudtrail-default";
+
+/// (time, document index) pairs sorted ascending.
+type TimeIndex = Arc<Vec<(i64, u32)>>;
+
+/// One stored document.
+#[derive(Debug, Clone)]
+pub struct StoredDoc {
+    /// `@timestamp` in epoch milliseconds.
+    pub ts: i64,
+    /// Stable id: `event.id` when present, else a hash of the document.
+    pub id: String,
+    pub source: Value,
+}
+
+/// Documents sorted by (`@timestamp`, id).
+#[derive(Debug, Default)]
+pub struct Store {
+    docs: Vec<StoredDoc>,
+    /// Sorted (time, doc index) per non-default time field.
+    time_indexes: Mutex<HashMap<(String, bool), TimeIndex>>,
+}
+
+/// Reads a date field (`2024-01-01T00:00:00Z` strings or epoch millis) as epoch millis.
+pub fn date_millis(v: &Value) -> Option<i64> {
+    match v {
+        Value::String(s) => DateTime::parse_from_rfc3339(s)
+            .ok()
+            .map(|t| t.timestamp_millis())
+            .or_else(|| crate::time::parse_absolute(s).map(|t| t.timestamp_millis())),
+        Value::Number(n) => n.as_i64(),
+        Value::Array(a) => a.iter().filter_map(date_millis).min(),
+        _ => None,
+    }
+}
+
+/// Values at a dotted path, walking objects and arrays (dotted keys at any level are also
+/// honoured, as Elasticsearch treats `{"a.b": 1}` like `{"a": {"b": 1}}`).
+pub fn values_at<'v>(doc: &'v Value, path: &str, out: &mut Vec<&'v Value>) {
+    match doc {
+        Value::Array(items) => {
+            for it in items {
+                values_at(it, path, out);
+            }
+        }
+        Value::Object(map) => {
+            if let Some(v) = map.get(path) {
+                push_leaves(v, out);
+            }
+            let mut idx = 0;
+            while let Some(pos) = path[idx..].find('.') {
+                let split = idx + pos;
+                if let Some(child) = map.get(&path[..split]) {
+                    values_at(child, &path[split + 1..], out);
+                }
+                idx = split + 1;
+            }
+        }
+        _ => {}
+    }
+}
+
+fn push_leaves<'v>(v: &'v Value, out: &mut Vec<&'v Value>) {
+    match v {
+        Value::Array(items) => items.iter().for_each(|i| push_leaves(i, out)),
+        Value::Null => {}
+        other => out.push(other),
+    }
+}
+
+fn doc_id(source: &Value) -> String {
+    let mut ids = Vec::new();
+    values_at(source, "event.id", &mut ids);
+    if let Some(Value::String(s)) = ids.first() {
+        return s.clone();
+    }
+    let mut h = Sha256::new();
+    h.update(source.to_string().as_bytes());
+    hex::encode(&h.finalize()[..16])
+}
+
+impl Store {
+    /// Builds a store; documents without a parsable `@timestamp` are returned as rejected.
+    pub fn new(sources: Vec<Value>) -> (Store, Vec<Value>) {
+        let mut docs = Vec::with_capacity(sources.len());
+        let mut rejected = Vec::new();
+        for source in sources {
+            let ts = source.get("@timestamp").and_then(date_millis);
+            match ts {
+                Some(ts) => {
+                    let id = doc_id(&source);
+                    docs.push(StoredDoc { ts, id, source });
+                }
+                None => rejected.push(source),
+            }
+        }
+        docs.sort_by(|a, b| a.ts.cmp(&b.ts).then_with(|| a.id.cmp(&b.id)));
+        docs.dedup_by(|a, b| a.id == b.id && a.ts == b.ts);
+        (
+            Store {
+                docs,
+                time_indexes: Mutex::new(HashMap::new()),
+            },
+            rejected,
+        )
+    }
+
+    pub fn len(&self) -> usize {
+        self.docs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.docs.is_empty()
+    }
+
+    pub fn doc(&self, i: u32) -> &StoredDoc {
+        &self.docs[i as usize]
+    }
+
+    /// Time of the first and last document.
+    pub fn span(&self) -> Option<(i64, i64)> {
+        Some((self.docs.first()?.ts, self.docs.last()?.ts))
+    }
+
+    /// (time, doc index) pairs with time in `[from, to]`, ascending, for `time`.
+    pub fn range(&self, time: &TimeField, from: i64, to: i64) -> RangeIter<'_> {
+        if time.primary == "@timestamp" {
+            let lo = self.docs.partition_point(|d| d.ts < from);
+            let hi = self.docs.partition_point(|d| d.ts <= to);
+            return RangeIter::Primary {
+                store: self,
+                pos: lo,
+                end: hi.max(lo),
+            };
+        }
+        let index = self.time_index(time);
+        let lo = index.partition_point(|(t, _)| *t < from);
+        let hi = index.partition_point(|(t, _)| *t <= to);
+        RangeIter::Indexed {
+            index,
+            pos: lo,
+            end: hi.max(lo),
+        }
+    }
+
+    fn time_index(&self, time: &TimeField) -> TimeIndex {
+        let key = (time.primary.clone(), time.fallback_to_timestamp);
+        let mut cache = match self.time_indexes.lock() {
+            Ok(c) => c,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if let Some(ix) = cache.get(&key) {
+            return ix.clone();
+        }
+        let mut ix: Vec<(i64, u32)> = Vec::new();
+        let mut vals = Vec::new();
+        for (i, d) in self.docs.iter().enumerate() {
+            vals.clear();
+            values_at(&d.source, &time.primary, &mut vals);
+            let t = vals.iter().filter_map(|v| date_millis(v)).min();
+            let t = match t {
+                Some(t) => Some(t),
+                None if time.fallback_to_timestamp => Some(d.ts),
+                None => None,
+            };
+            if let Some(t) = t {
+                ix.push((t, i as u32));
+            }
+        }
+        ix.sort_unstable();
+        let ix = Arc::new(ix);
+        cache.insert(key, ix.clone());
+        ix
+    }
+}
+
+/// Iterator over (time, doc index) in a time range.
+pub enum RangeIter<'a> {
+    Primary {
+        store: &'a Store,
+        pos: usize,
+        end: usize,
+    },
+    Indexed {
+        index: TimeIndex,
+        pos: usize,
+        end: usize,
+    },
+}
+
+impl Iterator for RangeIter<'_> {
+    type Item = (i64, u32);
+
+    fn next(&mut self) -> Option<(i64, u32)> {
+        match self {
+            RangeIter::Primary { store, pos, end } => {
+                if *pos >= *end {
+                    return None;
+                }
+                let i = *pos;
+                *pos += 1;
+                Some((store.docs[i].ts, i as u32))
+            }
+            RangeIter::Indexed { index, pos, end } => {
+                if *pos >= *end {
+                    return None;
+                }
+                let item = index[*pos];
+                *pos += 1;
+                Some(item)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn tf(primary: &str, fallback: bool) -> TimeField {
+        TimeField {
+            primary: primary.into(),
+            fallback_to_timestamp: fallback,
+        }
+    }
+
+    #[test]
+    fn values_at_walks_arrays_and_dotted_keys() {
+        let d = json!({"a": {"b": [{"c": 1}, {"c": [2, 3]}]}, "x.y": "flat", "x": {"z": "nested"}});
+        let mut out = Vec::new();
+        values_at(&d, "a.b.c", &mut out);
+        assert_eq!(out, vec![&json!(1), &json!(2), &json!(3)]);
+        out.clear();
+        values_at(&d, "x.y", &mut out);
+        assert_eq!(out, vec![&json!("flat")]);
+        out.clear();
+        values_at(&d, "x.z", &mut out);
+        assert_eq!(out, vec![&json!("nested")]);
+    }
+
+    #[test]
+    fn range_scan_is_inclusive_and_sorted() {
+        let docs = vec![
+            json!({"@timestamp": "2024-01-01T00:00:02Z", "event": {"id": "b"}}),
+            json!({"@timestamp": "2024-01-01T00:00:01Z", "event": {"id": "a"}}),
+            json!({"@timestamp": "2024-01-01T00:00:03Z", "event": {"id": "c", "ingested": "2024-01-01T00:10:00Z"}}),
+            json!({"no": "time"}),
+        ];
+        let (store, rejected) = Store::new(docs);
+        assert_eq!(rejected.len(), 1);
+        let t1 = date_millis(&json!("2024-01-01T00:00:01Z")).unwrap();
+        let t2 = date_millis(&json!("2024-01-01T00:00:02Z")).unwrap();
+        let ids: Vec<_> = store
+            .range(&tf("@timestamp", true), t1, t2)
+            .map(|(_, i)| store.doc(i).id.clone())
+            .collect();
+        assert_eq!(ids, vec!["a", "b"]);
+        // override with fallback: c moves to 00:10, a and b fall back to @timestamp
+        let ids: Vec<_> = store
+            .range(&tf("event.ingested", true), t1, t2 + 1_000)
+            .map(|(_, i)| store.doc(i).id.clone())
+            .collect();
+        assert_eq!(ids, vec!["a", "b"]);
+        // without fallback, only documents that have the override
+        assert_eq!(
+            store
+                .range(&tf("event.ingested", false), 0, i64::MAX)
+                .count(),
+            1
+        );
+    }
+}

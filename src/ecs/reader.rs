@@ -1,0 +1,393 @@
+//! Reading CloudTrail as AWS delivers it and as people export it, incrementally.
+//!
+//! Accepted, gzipped or not (gzip is recognised by its magic bytes): S3 delivery files
+//! (`{"Records": [...]}`), a JSON array of records, one record per line (NDJSON, the pipeline
+//! tests' `.log` files), a single record, and already-ECS documents (an object with `@timestamp`
+//! and no `eventTime`, passed through unchanged). Folders are walked recursively in sorted path
+//! order, taking `.json`, `.jsonl`, `.ndjson`, `.log` and `.gz` files.
+//!
+//! Records are handed on one at a time: `Records` files and arrays are read with a streaming
+//! `serde` visitor over a `BufReader`, NDJSON line by line, so memory is bounded by one record.
+//! Bad input never stops the run: a broken record, a non-CloudTrail object, an unreadable or
+//! truncated file is reported (file, record number, reason) and skipped; a syntax error or a
+//! truncation inside a `Records` array ends that file, keeping the records read before it.
+
+use std::fmt;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::value::RawValue;
+use serde_json::Value;
+
+use super::normalize::{normalize_owned, NormalizeOptions};
+
+/// One ECS document and where it came from.
+#[derive(Debug, Clone)]
+pub struct Document {
+    pub doc: Value,
+    pub file: PathBuf,
+    /// 1-based record number within the file.
+    pub record: usize,
+}
+
+/// A record or file that was skipped.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{}{}: {reason}", file.display(), record.map(|r| format!(": record {r}")).unwrap_or_default())]
+pub struct ReadError {
+    pub file: PathBuf,
+    /// 1-based record number, `None` for a whole-file problem.
+    pub record: Option<usize>,
+    pub reason: String,
+}
+
+/// Counts of one `read_paths` run.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReadSummary {
+    pub files: usize,
+    pub documents: usize,
+    pub errors: usize,
+}
+
+const EXTENSIONS: &[&str] = &["json", "jsonl", "ndjson", "log", "gz"];
+
+/// The files `paths` name: files as given, folders walked recursively (sorted), keeping the
+/// extensions this reader understands.
+pub fn expand_paths(paths: &[PathBuf], on_error: &mut dyn FnMut(ReadError)) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            for e in walkdir::WalkDir::new(p).sort_by_file_name() {
+                match e {
+                    Ok(e) if e.file_type().is_file() => {
+                        let ext = e.path().extension().and_then(|x| x.to_str()).unwrap_or("");
+                        if EXTENSIONS.contains(&ext) {
+                            out.push(e.into_path());
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(err) => on_error(ReadError {
+                        file: err.path().unwrap_or(p).to_path_buf(),
+                        record: None,
+                        reason: err.to_string(),
+                    }),
+                }
+            }
+        } else {
+            out.push(p.clone());
+        }
+    }
+    out
+}
+
+/// Reads every file `paths` name, normalising raw records, calling `on_doc` for each document
+/// and `on_error` for each skipped record or file.
+pub fn read_paths(
+    paths: &[PathBuf],
+    opts: &NormalizeOptions,
+    mut on_doc: impl FnMut(Document),
+    mut on_error: impl FnMut(ReadError),
+) -> ReadSummary {
+    let mut summary = ReadSummary::default();
+    let mut errors = 0usize;
+    let mut counting_error = |e: ReadError| {
+        errors += 1;
+        on_error(e);
+    };
+    let files = expand_paths(paths, &mut counting_error);
+    for f in &files {
+        summary.files += 1;
+        let mut docs = 0usize;
+        read_file(
+            f,
+            opts,
+            &mut |d| {
+                docs += 1;
+                on_doc(d);
+            },
+            &mut counting_error,
+        );
+        summary.documents += docs;
+    }
+    summary.errors = errors;
+    summary
+}
+
+/// Reads one file (see the module documentation for formats).
+pub fn read_file(
+    path: &Path,
+    opts: &NormalizeOptions,
+    on_doc: &mut dyn FnMut(Document),
+    on_error: &mut dyn FnMut(ReadError),
+) {
+    let file_error = |reason: String| ReadError {
+        file: path.to_path_buf(),
+        record: None,
+        reason,
+    };
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) => return on_error(file_error(format!("cannot open: {e}"))),
+    };
+    let mut raw = BufReader::with_capacity(1 << 16, file);
+    let gz = match raw.fill_buf() {
+        Ok(b) => b.starts_with(&[0x1f, 0x8b]),
+        Err(e) => return on_error(file_error(format!("cannot read: {e}"))),
+    };
+    let reader: Box<dyn BufRead> = if gz {
+        Box::new(BufReader::with_capacity(
+            1 << 16,
+            flate2::bufread::MultiGzDecoder::new(raw),
+        ))
+    } else {
+        Box::new(raw)
+    };
+    read_stream(reader, path, opts, on_doc, on_error);
+}
+
+/// Reads from any buffered reader; `path` names it in documents and errors.
+pub fn read_stream(
+    mut reader: Box<dyn BufRead + '_>,
+    path: &Path,
+    opts: &NormalizeOptions,
+    on_doc: &mut dyn FnMut(Document),
+    on_error: &mut dyn FnMut(ReadError),
+) {
+    let head = match reader.fill_buf() {
+        Ok(b) => sniff(b),
+        Err(e) => {
+            return on_error(ReadError {
+                file: path.to_path_buf(),
+                record: None,
+                reason: format!("cannot read: {e}"),
+            })
+        }
+    };
+    let mut ctx = RecordSink {
+        path,
+        opts,
+        on_doc,
+        on_error,
+        record: 0,
+    };
+    match head {
+        Shape::Records | Shape::Array => {
+            let mut de = serde_json::Deserializer::from_reader(reader);
+            let res = if head == Shape::Records {
+                TopSeed { sink: &mut ctx }.deserialize(&mut de)
+            } else {
+                RecordsSeed { sink: &mut ctx }.deserialize(&mut de)
+            };
+            let res = res.and_then(|()| de.end());
+            if let Err(e) = res {
+                let rec = ctx.record + 1;
+                (ctx.on_error)(ReadError {
+                    file: path.to_path_buf(),
+                    record: Some(rec),
+                    reason: format!("file unreadable from here on: {e}"),
+                });
+            }
+        }
+        Shape::Lines => read_lines(reader, &mut ctx),
+        Shape::Empty => {}
+    }
+}
+
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+enum Shape {
+    Records,
+    Array,
+    Lines,
+    Empty,
+}
+
+/// Decides from the first bytes: `{"Records"` → delivery file, `[` → array, else lines.
+fn sniff(b: &[u8]) -> Shape {
+    let t = trim_start(b);
+    match t.first() {
+        None => Shape::Empty,
+        Some(b'[') => Shape::Array,
+        Some(b'{') => {
+            let rest = trim_start(&t[1..]);
+            if rest.starts_with(b"\"Records\"") {
+                Shape::Records
+            } else {
+                Shape::Lines
+            }
+        }
+        Some(_) => Shape::Lines,
+    }
+}
+
+fn trim_start(b: &[u8]) -> &[u8] {
+    let n = b.iter().take_while(|c| c.is_ascii_whitespace()).count();
+    &b[n..]
+}
+
+struct RecordSink<'a> {
+    path: &'a Path,
+    opts: &'a NormalizeOptions,
+    on_doc: &'a mut dyn FnMut(Document),
+    on_error: &'a mut dyn FnMut(ReadError),
+    record: usize,
+}
+
+impl RecordSink<'_> {
+    fn error(&mut self, reason: String) {
+        (self.on_error)(ReadError {
+            file: self.path.to_path_buf(),
+            record: Some(self.record),
+            reason,
+        });
+    }
+
+    /// One record's text.
+    fn record(&mut self, raw: &str) {
+        self.record += 1;
+        let v: Value = match serde_json::from_str(raw) {
+            Ok(v) => v,
+            Err(e) => return self.error(format!("invalid json: {e}")),
+        };
+        self.value(v, raw);
+    }
+
+    fn value(&mut self, v: Value, raw: &str) {
+        if let Value::Object(m) = &v {
+            if !super::normalize::is_cloudtrail(m) && m.contains_key("@timestamp") {
+                // Already ECS: passed through.
+                return self.emit(v);
+            }
+        }
+        // Pretty-printed input: keep the record compact in `event.original`, as a shipper would.
+        let original = if raw.contains('\n') {
+            v.to_string()
+        } else {
+            raw.to_string()
+        };
+        match normalize_owned(v, original, self.opts) {
+            Ok(doc) => self.emit(doc),
+            Err(e) => self.error(e.to_string()),
+        }
+    }
+
+    fn emit(&mut self, doc: Value) {
+        (self.on_doc)(Document {
+            doc,
+            file: self.path.to_path_buf(),
+            record: self.record,
+        });
+    }
+}
+
+fn read_lines(mut reader: Box<dyn BufRead + '_>, sink: &mut RecordSink<'_>) {
+    let mut line = String::new();
+    let mut first = true;
+    loop {
+        line.clear();
+        match reader.read_line(&mut line) {
+            Ok(0) => return,
+            Ok(_) => {}
+            Err(e) => {
+                sink.record += 1;
+                sink.error(format!("file unreadable from here on: {e}"));
+                return;
+            }
+        }
+        let t = line.trim();
+        if t.is_empty() {
+            continue;
+        }
+        let was_first = std::mem::replace(&mut first, false);
+        if was_first && t == "{" {
+            // A pretty-printed object: read the rest of the stream as JSON values.
+            let mut rest = String::from(t);
+            if let Err(e) = reader.read_to_string(&mut rest) {
+                sink.record += 1;
+                sink.error(format!("file unreadable from here on: {e}"));
+                return;
+            }
+            for v in serde_json::Deserializer::from_str(&rest).into_iter::<Box<RawValue>>() {
+                match v {
+                    Ok(raw) => sink.record(raw.get()),
+                    Err(e) => {
+                        sink.record += 1;
+                        sink.error(format!("invalid json: {e}"));
+                        return;
+                    }
+                }
+            }
+            return;
+        }
+        // A one-line delivery file.
+        if t.starts_with("{\"Records\"") {
+            if let Ok(Value::Object(mut m)) = serde_json::from_str::<Value>(t) {
+                if let Some(Value::Array(recs)) = m.remove("Records") {
+                    for r in recs {
+                        sink.record += 1;
+                        let raw = r.to_string();
+                        sink.value(r, &raw);
+                    }
+                    continue;
+                }
+            }
+        }
+        sink.record(t);
+    }
+}
+
+/// The top-level object of a delivery file: `Records` streamed, other keys skipped.
+struct TopSeed<'s, 'a> {
+    sink: &'s mut RecordSink<'a>,
+}
+
+impl<'de> DeserializeSeed<'de> for TopSeed<'_, '_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for TopSeed<'_, '_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a CloudTrail delivery object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(k) = map.next_key::<String>()? {
+            if k == "Records" {
+                map.next_value_seed(RecordsSeed {
+                    sink: &mut *self.sink,
+                })?;
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An array of records, each handed to the sink as it is read.
+struct RecordsSeed<'s, 'a> {
+    sink: &'s mut RecordSink<'a>,
+}
+
+impl<'de> DeserializeSeed<'de> for RecordsSeed<'_, '_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for RecordsSeed<'_, '_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an array of CloudTrail records")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while let Some(raw) = seq.next_element::<Box<RawValue>>()? {
+            self.sink.record(raw.get());
+        }
+        Ok(())
+    }
+}

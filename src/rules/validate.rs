@@ -1,0 +1,141 @@
+//! `detectd validate`: load rule files, print one line per problem, then a summary (text or
+//! JSON). Exit code 0 when no error was found, 1 otherwise.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use serde::Serialize;
+
+use super::load::{load_paths, LoadReport, Problem};
+use super::model::{Rule, RuleKind, Support};
+use crate::cli::{Cli, OutputFormat, ValidateArgs};
+use crate::config::Config;
+
+/// Totals of a validation run.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub files: usize,
+    pub loaded: usize,
+    pub by_type: BTreeMap<String, usize>,
+    /// Rules that run on both backends (query, new_terms).
+    pub runnable: usize,
+    /// Rules that run only on the Elasticsearch backend (eql, esql).
+    pub elasticsearch_only: usize,
+    /// Rules that cannot run, by reason.
+    pub unsupported: BTreeMap<String, usize>,
+    pub warnings: usize,
+    pub errors: usize,
+    /// Rules whose query needs `source.geo.*` / `source.as.*` (GeoIP): they cannot fire on the
+    /// embedded backend without `embedded.geoip_database`.
+    pub needs_geoip: Vec<String>,
+}
+
+/// The whole output of `detectd validate`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ValidateOutput {
+    pub problems: Vec<Problem>,
+    pub summary: Summary,
+}
+
+/// True when the rule's query or term fields use GeoIP/ASN enrichment fields.
+pub fn needs_geoip(rule: &Rule) -> bool {
+    let uses = |s: &str| s.contains("source.geo.") || s.contains("source.as.");
+    let fields = match &rule.kind {
+        RuleKind::NewTerms { fields, .. } | RuleKind::Threshold { fields, .. } => fields.clone(),
+        _ => Vec::new(),
+    };
+    rule.kind.query_text().is_some_and(uses) || fields.iter().any(|f| uses(f))
+}
+
+/// Summarises a load report.
+pub fn summarize(report: &LoadReport) -> Summary {
+    let mut s = Summary {
+        files: report.files,
+        loaded: report.rules.len(),
+        warnings: report.warnings(),
+        errors: report.errors(),
+        ..Summary::default()
+    };
+    for r in &report.rules {
+        *s.by_type.entry(r.rule_type().to_string()).or_default() += 1;
+        match r.support() {
+            Support::Anywhere => s.runnable += 1,
+            Support::ElasticsearchOnly(_) => s.elasticsearch_only += 1,
+            Support::Unsupported(reason) => {
+                *s.unsupported.entry(reason.to_string()).or_default() += 1
+            }
+        }
+        if needs_geoip(r) {
+            s.needs_geoip
+                .push(format!("{} ({})", r.name, r.source.display()));
+        }
+    }
+    s
+}
+
+/// `detectd validate`.
+pub fn validate_command(cli: &Cli, args: &ValidateArgs) -> anyhow::Result<ExitCode> {
+    let config = Config::load(&cli.config)?;
+    let paths: Vec<PathBuf> = if args.paths.is_empty() {
+        vec![config.rules_dir.clone()]
+    } else {
+        args.paths.clone()
+    };
+    let report = load_paths(&paths);
+    let mut summary = summarize(&report);
+    if config.embedded.geoip_database.is_some() {
+        summary.needs_geoip.clear();
+    }
+    let failed = summary.errors > 0;
+    match args.format {
+        OutputFormat::Json => {
+            let out = ValidateOutput {
+                problems: report.problems,
+                summary,
+            };
+            println!("{}", serde_json::to_string_pretty(&out)?);
+        }
+        OutputFormat::Text => {
+            for p in &report.problems {
+                println!("{p}");
+            }
+            print!("{}", render_summary(&summary));
+        }
+    }
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// The text summary.
+pub fn render_summary(s: &Summary) -> String {
+    let mut out = String::new();
+    let types: Vec<String> = s.by_type.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    out.push_str(&format!(
+        "{} files, {} rules loaded ({})\n",
+        s.files,
+        s.loaded,
+        types.join(", ")
+    ));
+    out.push_str(&format!(
+        "runnable on both backends: {}, Elasticsearch backend only: {}\n",
+        s.runnable, s.elasticsearch_only
+    ));
+    for (reason, n) in &s.unsupported {
+        out.push_str(&format!("unsupported: {n} ({reason})\n"));
+    }
+    if !s.needs_geoip.is_empty() {
+        out.push_str(&format!(
+            "note: {} rules use source.geo.* / source.as.* and cannot fire on the embedded backend without embedded.geoip_database:\n",
+            s.needs_geoip.len()
+        ));
+        for r in &s.needs_geoip {
+            out.push_str(&format!("  {r}\n"));
+        }
+    }
+    out.push_str(&format!("{} warnings, {} errors\n", s.warnings, s.errors));
+    out
+}

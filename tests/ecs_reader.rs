@@ -1,0 +1,211 @@
+//! Reading raw CloudTrail in every accepted shape, and bad input reported without stopping.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use detectd::ecs::{read_paths, Document, NormalizeOptions, ReadError, ReadSummary};
+use serde_json::{json, Value};
+
+fn record(i: usize) -> Value {
+    json!({
+        "eventVersion": "1.08", "eventTime": format!("2024-01-01T00:00:{:02}Z", i % 60),
+        "eventSource": "iam.amazonaws.com", "eventName": "CreateUser",
+        "awsRegion": "us-east-1", "sourceIPAddress": "10.0.0.1",
+        "userIdentity": {"type": "IAMUser", "userName": "alice", "accountId": "123"},
+        "requestParameters": {"userName": format!("u{i}")},
+        "eventID": format!("id-{i}")
+    })
+}
+
+fn read(paths: &[PathBuf]) -> (Vec<Document>, Vec<ReadError>, ReadSummary) {
+    let (mut docs, mut errs) = (Vec::new(), Vec::new());
+    let s = read_paths(
+        paths,
+        &NormalizeOptions::default(),
+        |d| docs.push(d),
+        |e| errs.push(e),
+    );
+    (docs, errs, s)
+}
+
+fn gz(bytes: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(bytes).unwrap();
+    e.finish().unwrap()
+}
+
+fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(&p, bytes).unwrap();
+    p
+}
+
+#[test]
+fn every_shape_reads_the_same_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let recs: Vec<Value> = (0..5).map(record).collect();
+    let delivery = json!({"Records": recs}).to_string();
+    let array = serde_json::to_string_pretty(&recs).unwrap();
+    let ndjson: String = recs.iter().map(|r| format!("{r}\n\n")).collect();
+    let shapes = [
+        write(dir.path(), "a.json", delivery.as_bytes()),
+        write(dir.path(), "b.json.gz", &gz(delivery.as_bytes())),
+        write(dir.path(), "c.json", array.as_bytes()),
+        write(dir.path(), "d.ndjson", ndjson.as_bytes()),
+        write(dir.path(), "e.log.gz", &gz(ndjson.as_bytes())),
+        write(
+            dir.path(),
+            "f.json",
+            serde_json::to_string_pretty(&recs[0]).unwrap().as_bytes(),
+        ),
+    ];
+    for p in &shapes {
+        let (docs, errs, _) = read(std::slice::from_ref(p));
+        assert!(errs.is_empty(), "{}: {errs:?}", p.display());
+        let want = if p.ends_with("f.json") { 1 } else { 5 };
+        assert_eq!(docs.len(), want, "{}", p.display());
+        for (i, d) in docs.iter().enumerate() {
+            assert_eq!(d.record, i + 1);
+            assert_eq!(d.doc["event"]["id"], format!("id-{i}"));
+            assert_eq!(d.doc["event"]["action"], "CreateUser");
+            let original: Value =
+                serde_json::from_str(d.doc["event"]["original"].as_str().unwrap()).unwrap();
+            assert_eq!(original, recs[i]);
+            assert!(!d.doc["event"]["original"].as_str().unwrap().contains('\n'));
+        }
+    }
+    // The folder, walked in sorted order.
+    let (docs, errs, summary) = read(&[dir.path().to_path_buf()]);
+    assert!(errs.is_empty());
+    assert_eq!(
+        summary,
+        ReadSummary {
+            files: 6,
+            documents: 26,
+            errors: 0
+        }
+    );
+    assert!(docs[0].file.ends_with("a.json") && docs[25].file.ends_with("f.json"));
+}
+
+#[test]
+fn bad_records_are_reported_and_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let lines = format!(
+        "{}\n{{broken\n{{\"foo\":1}}\n[1]\n{}\n",
+        record(0),
+        record(1)
+    );
+    let p = write(dir.path(), "x.ndjson", lines.as_bytes());
+    let (docs, errs, summary) = read(std::slice::from_ref(&p));
+    assert_eq!(
+        docs.iter().map(|d| d.record).collect::<Vec<_>>(),
+        vec![1, 5]
+    );
+    assert_eq!(
+        errs.iter().map(|e| e.record).collect::<Vec<_>>(),
+        vec![Some(2), Some(3), Some(4)]
+    );
+    assert!(
+        errs[1].reason.contains("not a cloudtrail record"),
+        "{}",
+        errs[1].reason
+    );
+    assert!(errs[0]
+        .to_string()
+        .starts_with(&format!("{}: record 2: invalid json", p.display())));
+    assert_eq!(summary.errors, 3);
+}
+
+#[test]
+fn truncated_gzip_keeps_the_records_before_the_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let recs: Vec<Value> = (0..2000).map(record).collect();
+    let bytes = gz(json!({"Records": recs}).to_string().as_bytes());
+    let p = write(dir.path(), "t.json.gz", &bytes[..bytes.len() / 2]);
+    let (docs, errs, _) = read(&[p]);
+    assert!(docs.len() > 100 && docs.len() < 2000, "{}", docs.len());
+    assert_eq!(errs.len(), 1);
+    assert_eq!(errs[0].record, Some(docs.len() + 1));
+    let p2 = write(
+        dir.path(),
+        "t.log.gz",
+        &gz(b"{\"eventTime\":\"2024-01-01T00:00:00Z\"}\n")[..20],
+    );
+    let (_, errs, _) = read(&[p2]);
+    assert_eq!(errs.len(), 1);
+}
+
+#[test]
+fn ecs_documents_pass_through_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let doc = json!({"@timestamp": "2024-01-01T00:00:00.000Z", "event": {"action": "X"}, "aws": {"cloudtrail": {}}});
+    let p = write(dir.path(), "ecs.ndjson", format!("{doc}\n").as_bytes());
+    let (docs, errs, _) = read(&[p]);
+    assert!(errs.is_empty());
+    assert_eq!(docs[0].doc, doc);
+}
+
+#[test]
+fn stratus_red_team_samples_normalise_without_errors() {
+    let Some(dir) = common::shared_data("cloudtrail-samples/stratus-red-team-detonation-logs")
+    else {
+        return;
+    };
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 30);
+    let (docs, errs, summary) = read(&files);
+    assert!(errs.is_empty(), "{errs:?}");
+    assert_eq!(summary.files, files.len());
+    assert!(docs.len() > 100);
+    for d in &docs {
+        assert!(
+            d.doc["@timestamp"].is_string() && d.doc["event"]["provider"].is_string(),
+            "{}:{}",
+            d.file.display(),
+            d.record
+        );
+        assert_eq!(d.doc["data_stream"]["dataset"], "aws.cloudtrail");
+    }
+}
+
+#[test]
+fn ecs_command_prints_ndjson_and_fails_on_bad_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(
+        dir.path(),
+        "x.ndjson",
+        format!("{}\n{{\"foo\":1}}\n", record(0)).as_bytes(),
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_detectd"))
+        .args(["--config", "/nonexistent/config.toml", "ecs"])
+        .arg(&p)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let docs: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(docs.len(), 1);
+    assert_eq!(docs[0]["user"]["target"]["name"], "u0");
+    assert!(
+        stderr.contains("record 2: not a cloudtrail record"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("1 files, 1 documents, 1 errors"),
+        "{stderr}"
+    );
+}

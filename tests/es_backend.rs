@@ -1,0 +1,1295 @@
+//! HTTP-level tests of the Elasticsearch backend: a `wiremock` server answers with the REAL
+//! responses recorded from Elasticsearch 7.10 (`../shared/data/es-fixtures/`), and every request
+//! the backend sent is compared with a golden file (`tests/golden/es_requests/NAME.json`,
+//! `UPDATE_GOLDEN=1` regenerates them).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use detectd::backend::elasticsearch::{ElasticsearchBackend, RetryPolicy};
+use detectd::backend::{AlertDoc, Backend, Error, ExecStats, QuerySpec, TimeField};
+use detectd::config::{AlertsConfig, ElasticsearchConfig};
+use detectd::kql::{Ast, Field, LiteralKind, Part, Value as KqlValue};
+use serde_json::{json, Value};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+const FROM: &str = "2026-11-23T20:04:28Z";
+const TO: &str = "2026-11-23T21:04:28Z";
+const HISTORY: &str = "2026-11-16T21:04:28Z";
+const BOTH: &str = "logs-aws.cloudtrail-*,filebeat-*";
+
+/// A recorded exchange by its number (`"027"`), `None` when the reference data is absent.
+fn fixture(num: &str) -> Option<Value> {
+    let dir = common::shared_data("es-fixtures")?;
+    let entry = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with(&format!("{num}-"))
+        })
+        .unwrap_or_else(|| panic!("fixture {num} missing"));
+    Some(serde_json::from_str(&std::fs::read_to_string(entry).unwrap()).unwrap())
+}
+
+/// All fixtures a test needs, or `None` (skip) when the data is absent.
+fn fixtures(nums: &[&str]) -> Option<Vec<Value>> {
+    nums.iter().map(|n| fixture(n)).collect()
+}
+
+fn reply(fx: &Value) -> ResponseTemplate {
+    ResponseTemplate::new(fx["status"].as_u64().unwrap() as u16)
+        .set_body_json(fx["response"].clone())
+}
+
+fn body_json(r: &Request) -> Value {
+    serde_json::from_slice(&r.body).unwrap_or(Value::Null)
+}
+
+fn t(s: &str) -> DateTime<Utc> {
+    s.parse().unwrap()
+}
+
+fn backend(uri: &str) -> ElasticsearchBackend {
+    let es = ElasticsearchConfig {
+        urls: vec![uri.to_string()],
+        timeout_secs: 5,
+        ..ElasticsearchConfig::default()
+    };
+    ElasticsearchBackend::new(&es, &AlertsConfig::default())
+        .unwrap()
+        .with_retry(RetryPolicy {
+            retries: 3,
+            base_delay: Duration::from_millis(1),
+        })
+}
+
+fn is(field: &str, value: &str) -> Ast {
+    Ast::Is {
+        field: Some(Field {
+            name: field.to_string(),
+            wildcard: false,
+        }),
+        value: KqlValue {
+            parts: vec![Part::Text(value.to_string())],
+            quoted: true,
+            kind: LiteralKind::String,
+        },
+    }
+}
+
+/// Golden check: `actual` against `tests/golden/es_requests/NAME.json`.
+fn check(name: &str, actual: &Value) {
+    let file = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("tests/golden/es_requests/{name}.json"));
+    let text = serde_json::to_string_pretty(actual).unwrap() + "\n";
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&file, &text).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&file)
+        .unwrap_or_else(|_| panic!("{} missing (UPDATE_GOLDEN=1)", file.display()));
+    assert_eq!(
+        expected, text,
+        "golden {name} differs (UPDATE_GOLDEN=1 regenerates it)"
+    );
+}
+
+/// Every request the mock received: method, path and query, body (NDJSON as a list of lines).
+async fn sent(server: &MockServer) -> Value {
+    let reqs = server.received_requests().await.unwrap();
+    Value::Array(
+        reqs.iter()
+            .map(|r| {
+                let ndjson = r
+                    .headers
+                    .get("content-type")
+                    .is_some_and(|v| v.to_str().unwrap().contains("ndjson"));
+                let body = if r.body.is_empty() {
+                    Value::Null
+                } else if ndjson {
+                    let text = String::from_utf8(r.body.clone()).unwrap();
+                    assert!(text.ends_with('\n'), "bulk body must end with a newline");
+                    Value::Array(
+                        text.lines()
+                            .map(|l| serde_json::from_str(l).unwrap())
+                            .collect(),
+                    )
+                } else {
+                    body_json(r)
+                };
+                let url = match r.url.query() {
+                    Some(q) => format!("{}?{q}", r.url.path()),
+                    None => r.url.path().to_string(),
+                };
+                json!({"method": r.method.to_string(), "url": url, "body": body})
+            })
+            .collect(),
+    )
+}
+
+async fn mount_field_caps(server: &MockServer, indices: &str) {
+    let Some(fx) = fixture("020") else { return };
+    Mock::given(method("GET"))
+        .and(path(format!("/{indices}/_field_caps")))
+        .respond_with(reply(&fx))
+        .mount(server)
+        .await;
+}
+
+fn search_after_is(r: &Request, expected: Option<&Value>) -> bool {
+    body_json(r).get("search_after") == expected
+}
+
+#[tokio::test]
+async fn search_pages_through_pit_to_the_empty_page_and_closes_it() {
+    let Some(fx) = fixtures(&["026", "027", "028", "025", "031"]) else {
+        return;
+    };
+    let server = MockServer::start().await;
+    mount_field_caps(&server, BOTH).await;
+    Mock::given(method("POST"))
+        .and(path(format!("/{BOTH}/_pit")))
+        .respond_with(reply(&fx[0]))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let after1 = fx[1]["response"]["hits"]["hits"][2]["sort"].clone();
+    let after2 = fx[2]["response"]["hits"]["hits"][2]["sort"].clone();
+    Mock::given(method("POST"))
+        .and(path("/_search"))
+        .and(|r: &Request| search_after_is(r, None))
+        .respond_with(reply(&fx[1]))
+        .mount(&server)
+        .await;
+    let a1 = after1.clone();
+    Mock::given(method("POST"))
+        .and(path("/_search"))
+        .and(move |r: &Request| search_after_is(r, Some(&a1)))
+        .respond_with(reply(&fx[2]))
+        .mount(&server)
+        .await;
+    let a2 = after2.clone();
+    Mock::given(method("POST"))
+        .and(path("/_search"))
+        .and(move |r: &Request| search_after_is(r, Some(&a2)))
+        .respond_with(reply(&fx[3]))
+        .mount(&server)
+        .await;
+    Mock::given(method("DELETE"))
+        .and(path("/_pit"))
+        .respond_with(reply(&fx[4]))
+        .expect(1)
+        .mount(&server)
+        .await;
+
+    let b = backend(&server.uri());
+    let indices = vec![
+        "logs-aws.cloudtrail-*".to_string(),
+        "filebeat-*".to_string(),
+    ];
+    let query = is("event.provider", "ssm.amazonaws.com");
+    let time = TimeField {
+        primary: "@timestamp".into(),
+        fallback_to_timestamp: true,
+    };
+    let q = QuerySpec {
+        indices: &indices,
+        query: &query,
+        filters: &[],
+        time: &time,
+        from: t(FROM),
+        to: t(TO),
+    };
+    let stats = ExecStats::default();
+    let mut ids = Vec::new();
+    let mut cursor = None;
+    let mut pages = 0;
+    loop {
+        let page = b.search_page(&q, 3, cursor.as_ref(), &stats).await.unwrap();
+        pages += 1;
+        ids.extend(page.hits.iter().map(|h| h.id.clone()));
+        match page.cursor {
+            Some(c) => {
+                assert_eq!(c.pit.as_deref(), fx[0]["response"]["id"].as_str());
+                cursor = Some(c)
+            }
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(ids.len(), 6);
+    assert_eq!(
+        ids[0],
+        fx[1]["response"]["hits"]["hits"][0]["_id"]
+            .as_str()
+            .unwrap()
+    );
+    // field caps, open PIT, 3 searches, close PIT
+    assert_eq!(stats.round_trips.load(Ordering::Relaxed), 6);
+    check("search_pages_pit", &sent(&server).await);
+}
+
+#[tokio::test]
+async fn timestamp_override_sorts_on_both_fields_and_passes_long_max_back() {
+    let Some(fx) = fixtures(&["026", "034", "035", "036", "037", "031"]) else {
+        return;
+    };
+    let server = MockServer::start().await;
+    mount_field_caps(&server, "logs-aws.cloudtrail-*").await;
+    Mock::given(method("POST"))
+        .and(path("/logs-aws.cloudtrail-*/_pit"))
+        .respond_with(reply(&fx[0]))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/_search"))
+        .and(|r: &Request| search_after_is(r, None))
+        .respond_with(reply(&fx[1]))
+        .mount(&server)
+        .await;
+    for i in 1..4 {
+        let hits = fx[i]["response"]["hits"]["hits"].as_array().unwrap();
+        let after = hits.last().unwrap()["sort"].clone();
+        let next = reply(&fx[i + 1]);
+        Mock::given(method("POST"))
+            .and(path("/_search"))
+            .and(move |r: &Request| search_after_is(r, Some(&after)))
+            .respond_with(next)
+            .mount(&server)
+            .await;
+    }
+    Mock::given(method("DELETE"))
+        .and(path("/_pit"))
+        .respond_with(reply(&fx[5]))
+        .mount(&server)
+        .await;
+
+    let b = backend(&server.uri());
+    let indices = vec!["logs-aws.cloudtrail-*".to_string()];
+    let query = is("event.provider", "ssm.amazonaws.com");
+    let time = TimeField {
+        primary: "event.ingested".into(),
+        fallback_to_timestamp: true,
+    };
+    let q = QuerySpec {
+        indices: &indices,
+        query: &query,
+        filters: &[],
+        time: &time,
+        from: t(FROM),
+        to: t(TO),
+    };
+    let stats = ExecStats::default();
+    let mut n = 0;
+    let mut cursor = None;
+    loop {
+        let page = b.search_page(&q, 5, cursor.as_ref(), &stats).await.unwrap();
+        n += page.hits.len();
+        match page.cursor {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    assert_eq!(n, 12);
+    let reqs = sent(&server).await;
+    let third = reqs
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["url"] == "/_search")
+        .nth(2)
+        .unwrap();
+    // a document missing event.ingested sorts with Long.MAX_VALUE, passed back exactly
+    assert_eq!(
+        third["body"]["search_after"][0],
+        json!(9223372036854775807u64)
+    );
+    check("search_timestamp_override", &reqs);
+}
+
+#[tokio::test]
+async fn terms_page_follows_after_key_until_it_is_absent() {
+    let Some(fx) = fixtures(&["038", "039", "040", "041"]) else {
+        return;
+    };
+    let server = MockServer::start().await;
+    mount_field_caps(&server, "logs-aws.cloudtrail-*").await;
+    for (i, f) in fx.iter().enumerate() {
+        let after = if i == 0 {
+            None
+        } else {
+            Some(fx[i - 1]["response"]["aggregations"]["new_terms"]["after_key"].clone())
+        };
+        Mock::given(method("POST"))
+            .and(path("/logs-aws.cloudtrail-*/_search"))
+            .and(move |r: &Request| {
+                body_json(r)["aggs"]["new_terms"]["composite"]
+                    .get("after")
+                    .cloned()
+                    == after
+            })
+            .respond_with(reply(f))
+            .mount(&server)
+            .await;
+    }
+    let b = backend(&server.uri());
+    let indices = vec!["logs-aws.cloudtrail-*".to_string()];
+    let query = is("event.action", "CreateDocument");
+    let time = TimeField {
+        primary: "@timestamp".into(),
+        fallback_to_timestamp: true,
+    };
+    let q = QuerySpec {
+        indices: &indices,
+        query: &query,
+        filters: &[],
+        time: &time,
+        from: t(FROM),
+        to: t(TO),
+    };
+    let fields = vec!["cloud.account.id".to_string(), "user.name".to_string()];
+    let stats = ExecStats::default();
+    let mut tuples = Vec::new();
+    let mut after: Option<Value> = None;
+    let mut pages = 0;
+    loop {
+        let p = b
+            .terms_page(&q, &fields, 2, after.as_ref(), &stats)
+            .await
+            .unwrap();
+        pages += 1;
+        tuples.extend(p.tuples);
+        match p.after {
+            Some(a) => after = Some(a),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 4);
+    assert_eq!(tuples.len(), 5);
+    assert!(tuples.contains(&vec![json!("210987654321"), json!("dave")]));
+    check("terms_page_composite", &sent(&server).await);
+}
+
+#[tokio::test]
+async fn new_terms_single_field_keeps_bucket_selector_survivors_with_first_doc() {
+    let Some(fx) = fixtures(&["043", "045"]) else {
+        return;
+    };
+    let server = MockServer::start().await;
+    mount_field_caps(&server, "logs-aws.cloudtrail-*").await;
+    Mock::given(method("POST"))
+        .and(path("/logs-aws.cloudtrail-*/_search"))
+        .and(|r: &Request| {
+            body_json(r)["aggs"]["new_terms"]["aggs"]
+                .get("first_seen")
+                .is_some()
+        })
+        .respond_with(reply(&fx[0]))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/logs-aws.cloudtrail-*/_search"))
+        .and(|r: &Request| {
+            body_json(r)["aggs"]["new_terms"]["aggs"]
+                .get("docs")
+                .is_some()
+        })
+        .respond_with(reply(&fx[1]))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let b = backend(&server.uri());
+    let indices = vec!["logs-aws.cloudtrail-*".to_string()];
+    let query = is("event.action", "CreateDocument");
+    let time = TimeField {
+        primary: "@timestamp".into(),
+        fallback_to_timestamp: true,
+    };
+    let q = QuerySpec {
+        indices: &indices,
+        query: &query,
+        filters: &[],
+        time: &time,
+        from: t(FROM),
+        to: t(TO),
+    };
+    let field = vec!["aws.cloudtrail.user_identity.arn".to_string()];
+    let tuples: Vec<Vec<Value>> = fx[0]["request"]["body"]["aggs"]["new_terms"]["terms"]["include"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| vec![v.clone()])
+        .collect();
+    let stats = ExecStats::default();
+    let new = b
+        .new_terms(&q, &field, t(HISTORY), &tuples, &stats)
+        .await
+        .unwrap();
+    let values: Vec<&str> = new.iter().map(|n| n.values[0].as_str().unwrap()).collect();
+    assert_eq!(
+        values,
+        vec![
+            "arn:aws:iam::210987654321:user/dave",
+            "arn:aws:sts::123456789012:assumed-role/DevOpsRole/carol"
+        ]
+    );
+    assert_eq!(new[0].hit.id, "y8U5CqIBEJDJKNHweBcv");
+    assert_eq!(new[0].hit.source["user"]["name"], "dave");
+    assert_eq!(stats.round_trips.load(Ordering::Relaxed), 3);
+    check("new_terms_single_field", &sent(&server).await);
+}
+
+async fn mount_multi_pages(server: &MockServer, fx: &[Value]) {
+    for (i, f) in fx.iter().enumerate() {
+        let after = if i == 0 {
+            None
+        } else {
+            Some(fx[i - 1]["response"]["aggregations"]["new_terms"]["after_key"].clone())
+        };
+        Mock::given(method("POST"))
+            .and(path("/logs-aws.cloudtrail-*/_search"))
+            .and(move |r: &Request| {
+                body_json(r)["aggs"]["new_terms"]["composite"]
+                    .get("after")
+                    .cloned()
+                    == after
+            })
+            .respond_with(reply(f))
+            .mount(server)
+            .await;
+    }
+}
+
+#[tokio::test]
+async fn new_terms_several_fields_pages_past_empty_pages_with_after_key() {
+    let Some(fx) = fixtures(&["046", "047", "048", "049"]) else {
+        return;
+    };
+    let server = MockServer::start().await;
+    mount_field_caps(&server, "logs-aws.cloudtrail-*").await;
+    mount_multi_pages(&server, &fx).await;
+    let b = backend(&server.uri());
+    let indices = vec!["logs-aws.cloudtrail-*".to_string()];
+    let query = is("event.action", "CreateDocument");
+    let time = TimeField {
+        primary: "@timestamp".into(),
+        fallback_to_timestamp: true,
+    };
+    let q = QuerySpec {
+        indices: &indices,
+        query: &query,
+        filters: &[],
+        time: &time,
+        from: t(FROM),
+        to: t(TO),
+    };
+    let fields = vec!["cloud.account.id".to_string(), "user.name".to_string()];
+    let tuples: Vec<Vec<Value>> = [
+        ("123456789012", "alice"),
+        ("123456789012", "bob"),
+        ("123456789012", "carol"),
+        ("123456789012", "terraform"),
+        ("210987654321", "dave"),
+    ]
+    .iter()
+    .map(|(a, u)| vec![json!(a), json!(u)])
+    .collect();
+    let stats = ExecStats::default();
+    let new = b
+        .new_terms(&q, &fields, t(HISTORY), &tuples, &stats)
+        .await
+        .unwrap();
+    let got: Vec<Vec<Value>> = new.iter().map(|n| n.values.clone()).collect();
+    assert_eq!(
+        got,
+        vec![
+            vec![json!("123456789012"), json!("carol")],
+            vec![json!("210987654321"), json!("dave")]
+        ]
+    );
+    assert_eq!(new[1].hit.id, "y8U5CqIBEJDJKNHweBcv");
+    check("new_terms_several_fields", &sent(&server).await);
+}
+
+#[tokio::test]
+async fn too_many_clauses_halves_the_batch() {
+    let Some(fx) = fixtures(&["075", "049"]) else {
+        return;
+    };
+    let server = MockServer::start().await;
+    mount_field_caps(&server, "logs-aws.cloudtrail-*").await;
+    fn should_len(r: &Request) -> usize {
+        body_json(r)["query"]["bool"]["filter"][2]["bool"]["should"]
+            .as_array()
+            .map_or(0, Vec::len)
+    }
+    Mock::given(method("POST"))
+        .and(path("/logs-aws.cloudtrail-*/_search"))
+        .and(|r: &Request| should_len(r) > 250)
+        .respond_with(reply(&fx[0]))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/logs-aws.cloudtrail-*/_search"))
+        .and(|r: &Request| should_len(r) <= 250)
+        .respond_with(reply(&fx[1]))
+        .mount(&server)
+        .await;
+    let b = backend(&server.uri());
+    let indices = vec!["logs-aws.cloudtrail-*".to_string()];
+    let query = is("event.action", "CreateDocument");
+    let time = TimeField {
+        primary: "@timestamp".into(),
+        fallback_to_timestamp: true,
+    };
+    let q = QuerySpec {
+        indices: &indices,
+        query: &query,
+        filters: &[],
+        time: &time,
+        from: t(FROM),
+        to: t(TO),
+    };
+    let fields = vec!["cloud.account.id".to_string(), "user.name".to_string()];
+    let tuples: Vec<Vec<Value>> = (0..600)
+        .map(|i| vec![json!("123456789012"), json!(format!("user{i}"))])
+        .collect();
+    let stats = ExecStats::default();
+    let new = b
+        .new_terms(&q, &fields, t(HISTORY), &tuples, &stats)
+        .await
+        .unwrap();
+    assert!(new.is_empty());
+    let reqs = server.received_requests().await.unwrap();
+    let sizes: Vec<usize> = reqs
+        .iter()
+        .filter(|r| r.url.path().ends_with("_search"))
+        .map(should_len)
+        .collect();
+    assert_eq!(sizes, vec![500, 250, 250, 100]);
+}
+
+#[tokio::test]
+async fn search_parse_error_is_a_request_error_with_the_reason_and_closes_the_pit() {
+    let Some(fx) = fixtures(&["026", "071", "031"]) else {
+        return;
+    };
+    let server = MockServer::start().await;
+    mount_field_caps(&server, BOTH).await;
+    Mock::given(method("POST"))
+        .and(path(format!("/{BOTH}/_pit")))
+        .respond_with(reply(&fx[0]))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/_search"))
+        .respond_with(reply(&fx[1]))
+        .mount(&server)
+        .await;
+    Mock::given(method("DELETE"))
+        .and(path("/_pit"))
+        .respond_with(reply(&fx[2]))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let b = backend(&server.uri());
+    let indices = vec![
+        "logs-aws.cloudtrail-*".to_string(),
+        "filebeat-*".to_string(),
+    ];
+    let query = is("event.provider", "ssm.amazonaws.com");
+    let time = TimeField {
+        primary: "@timestamp".into(),
+        fallback_to_timestamp: true,
+    };
+    let q = QuerySpec {
+        indices: &indices,
+        query: &query,
+        filters: &[],
+        time: &time,
+        from: t(FROM),
+        to: t(TO),
+    };
+    let err = b
+        .search_page(&q, 3, None, &ExecStats::default())
+        .await
+        .unwrap_err();
+    match err {
+        Error::Request { operation, reason } => {
+            assert_eq!(operation, format!("search {BOTH}"));
+            assert!(
+                reason.contains("HTTP 400") && reason.contains("parsing_exception"),
+                "{reason}"
+            );
+            assert!(reason.contains("trem"), "{reason}");
+        }
+        e => panic!("unexpected {e:?}"),
+    }
+}
+
+/// Answers with the given responses in turn (the last one repeats).
+struct Sequence {
+    replies: Vec<ResponseTemplate>,
+    n: Arc<AtomicUsize>,
+}
+
+impl Respond for Sequence {
+    fn respond(&self, _: &Request) -> ResponseTemplate {
+        let i = self.n.fetch_add(1, Ordering::SeqCst);
+        self.replies[i.min(self.replies.len() - 1)].clone()
+    }
+}
+
+#[tokio::test]
+async fn circuit_breaking_and_rejections_are_retried_with_backoff() {
+    let Some(fx) = fixtures(&["124", "125", "128", "042"]) else {
+        return;
+    };
+    let server = MockServer::start().await;
+    mount_field_caps(&server, "logs-aws.cloudtrail-*").await;
+    let n = Arc::new(AtomicUsize::new(0));
+    let replies = vec![reply(&fx[0]), reply(&fx[1]), reply(&fx[2]), reply(&fx[3])];
+    Mock::given(method("POST"))
+        .and(path("/logs-aws.cloudtrail-*/_search"))
+        .respond_with(Sequence {
+            replies,
+            n: n.clone(),
+        })
+        .mount(&server)
+        .await;
+    let b = backend(&server.uri());
+    let indices = vec!["logs-aws.cloudtrail-*".to_string()];
+    let query = is("event.action", "CreateDocument");
+    let time = TimeField {
+        primary: "@timestamp".into(),
+        fallback_to_timestamp: true,
+    };
+    let q = QuerySpec {
+        indices: &indices,
+        query: &query,
+        filters: &[],
+        time: &time,
+        from: t(FROM),
+        to: t(TO),
+    };
+    let stats = ExecStats::default();
+    let page = b
+        .terms_page(
+            &q,
+            &["aws.cloudtrail.user_identity.arn".to_string()],
+            10,
+            None,
+            &stats,
+        )
+        .await
+        .unwrap();
+    assert_eq!(page.tuples.len(), 5);
+    assert_eq!(n.load(Ordering::SeqCst), 4);
+    // field caps + 4 attempts
+    assert_eq!(stats.round_trips.load(Ordering::Relaxed), 5);
+
+    // retries are bounded: always 429 gives up with the reason after 1 + 3 attempts
+    let server = MockServer::start().await;
+    mount_field_caps(&server, "logs-aws.cloudtrail-*").await;
+    Mock::given(method("POST"))
+        .and(path("/logs-aws.cloudtrail-*/_search"))
+        .respond_with(reply(&fx[1]))
+        .expect(4)
+        .mount(&server)
+        .await;
+    let b = backend(&server.uri());
+    let err = b
+        .terms_page(&q, &["user.name".to_string()], 10, None, &stats)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("HTTP 429")
+            && err.to_string().contains("circuit_breaking_exception"),
+        "{err}"
+    );
+}
+
+fn alerts_from_bulk(fx: &Value) -> Vec<AlertDoc> {
+    let lines: Vec<Value> = fx["request"]["body"]
+        .as_str()
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    lines
+        .chunks(2)
+        .map(|c| AlertDoc {
+            id: c[0]["create"]["_id"].as_str().unwrap().to_string(),
+            doc: c[1].clone(),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn bulk_create_reports_created_duplicates_and_mapper_failures() {
+    let Some(fx) = fixtures(&["102", "103", "104"]) else {
+        return;
+    };
+    for (f, name) in fx
+        .iter()
+        .zip(["bulk_created", "bulk_duplicates", "bulk_mapper_errors"])
+    {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/detectd-alerts-default/_bulk"))
+            .respond_with(reply(f))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let b = backend(&server.uri());
+        let alerts = alerts_from_bulk(f);
+        let stats = ExecStats::default();
+        let out = b.write_alerts(&alerts, &stats).await.unwrap();
+        let reqs = server.received_requests().await.unwrap();
+        // byte for byte what was recorded against Elasticsearch
+        assert_eq!(
+            String::from_utf8(reqs[0].body.clone()).unwrap(),
+            f["request"]["body"].as_str().unwrap()
+        );
+        assert_eq!(reqs[0].url.query(), Some("refresh=wait_for"));
+        match name {
+            "bulk_created" => assert_eq!(out.created.len(), 3),
+            "bulk_duplicates" => {
+                assert!(out.created.is_empty());
+                assert_eq!(
+                    out.duplicates,
+                    alerts.iter().map(|a| a.id.clone()).collect::<Vec<_>>()
+                );
+            }
+            _ => {
+                assert_eq!(out.created, vec!["alert-ok-1", "alert-ok-2"]);
+                assert_eq!(out.failed.len(), 2);
+                assert_eq!(out.failed[0].0, "alert-bad-1");
+                assert!(
+                    out.failed[0].1.starts_with("mapper_parsing_exception"),
+                    "{}",
+                    out.failed[0].1
+                );
+                assert!(
+                    out.failed[1].1.contains("number_format_exception"),
+                    "{}",
+                    out.failed[1].1
+                );
+            }
+        }
+        assert_eq!(stats.round_trips.load(Ordering::Relaxed), 1);
+        check(name, &sent(&server).await);
+    }
+}
+
+#[tokio::test]
+async fn bulk_retries_rejected_items_then_the_whole_request_on_429() {
+    let Some(fx) = fixtures(&["126", "102"]) else {
+        return;
+    };
+    let alerts = alerts_from_bulk(&fx[1]);
+    let ok = fx[1]["response"].clone();
+    let mut partial = ok.clone();
+    partial["errors"] = json!(true);
+    partial["items"][1]["create"]["status"] = json!(429);
+    partial["items"][1]["create"]["error"] =
+        json!({"type": "es_rejected_execution_exception", "reason": "rejected execution"});
+    let retried = json!({"errors": false, "items": [ok["items"][1].clone()]});
+    let server = MockServer::start().await;
+    let n = Arc::new(AtomicUsize::new(0));
+    let replies = vec![
+        reply(&fx[0]),
+        ResponseTemplate::new(200).set_body_json(partial),
+        ResponseTemplate::new(200).set_body_json(retried),
+    ];
+    Mock::given(method("POST"))
+        .and(path("/detectd-alerts-default/_bulk"))
+        .respond_with(Sequence {
+            replies,
+            n: n.clone(),
+        })
+        .mount(&server)
+        .await;
+    let b = backend(&server.uri());
+    let stats = ExecStats::default();
+    let out = b.write_alerts(&alerts, &stats).await.unwrap();
+    assert_eq!(out.created.len(), 3);
+    assert!(out.failed.is_empty() && out.duplicates.is_empty());
+    let reqs = server.received_requests().await.unwrap();
+    assert_eq!(reqs.len(), 3);
+    // the third request carries only the rejected item
+    let third = String::from_utf8(reqs[2].body.clone()).unwrap();
+    assert_eq!(third.lines().count(), 2);
+    assert!(third.contains(&alerts[1].id));
+    assert_eq!(stats.round_trips.load(Ordering::Relaxed), 3);
+}
+
+#[tokio::test]
+async fn dead_cluster_is_unreachable_quickly() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let b = backend(&format!("http://127.0.0.1:{port}"));
+    let started = Instant::now();
+    let err = b
+        .write_alerts(
+            &[AlertDoc {
+                id: "a".into(),
+                doc: json!({}),
+            }],
+            &ExecStats::default(),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Unreachable(_)), "{err:?}");
+    assert!(
+        err.to_string()
+            .contains("bulk write to detectd-alerts-default"),
+        "{err}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(3));
+}
+
+#[tokio::test]
+async fn setup_installs_template_and_bootstraps_the_write_alias() {
+    let Some(fx) = fixtures(&["099", "005", "100"]) else {
+        return;
+    };
+    let server = MockServer::start().await;
+    Mock::given(method("PUT"))
+        .and(path("/_index_template/detectd-alerts-default"))
+        .respond_with(reply(&fx[0]))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let missing = ResponseTemplate::new(404)
+        .set_body_json(json!({"error": "alias [detectd-alerts-default] missing", "status": 404}));
+    Mock::given(method("GET"))
+        .and(path("/_alias/detectd-alerts-default"))
+        .respond_with(missing)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/detectd-alerts-default"))
+        .respond_with(reply(&fx[1]))
+        .mount(&server)
+        .await;
+    Mock::given(method("PUT"))
+        .and(path("/detectd-alerts-default-000001"))
+        .respond_with(reply(&fx[2]))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("HEAD"))
+        .respond_with(ResponseTemplate::new(404))
+        .mount(&server)
+        .await;
+    Mock::given(method("PUT"))
+        .and(path("/detectd-state"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"acknowledged": true})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("PUT"))
+        .and(path("/detectd-executions"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"acknowledged": true})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    backend(&server.uri()).setup().await.unwrap();
+    check("setup_fresh_cluster", &sent(&server).await);
+}
+
+#[tokio::test]
+async fn setup_refuses_a_concrete_index_named_like_the_alias() {
+    let Some(fx) = fixtures(&["099", "110"]) else {
+        return;
+    };
+    let server = MockServer::start().await;
+    Mock::given(method("PUT"))
+        .and(path("/_index_template/detectd-alerts-default"))
+        .respond_with(reply(&fx[0]))
+        .mount(&server)
+        .await;
+    let missing = ResponseTemplate::new(404)
+        .set_body_json(json!({"error": "alias [detectd-alerts-default] missing", "status": 404}));
+    Mock::given(method("GET"))
+        .and(path("/_alias/detectd-alerts-default"))
+        .respond_with(missing)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/detectd-alerts-default"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"detectd-alerts-default": {"aliases": {}}})),
+        )
+        .mount(&server)
+        .await;
+    let err = backend(&server.uri()).setup().await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("a concrete index named detectd-alerts-default exists"),
+        "{err}"
+    );
+    // the recorded gotcha: bootstrapping afterwards fails
+    assert_eq!(fx[1]["status"], 200);
+}
+
+#[tokio::test]
+async fn setup_accepts_an_existing_write_alias() {
+    let Some(fx) = fixtures(&["099", "101"]) else {
+        return;
+    };
+    let server = MockServer::start().await;
+    Mock::given(method("PUT"))
+        .and(path("/_index_template/detectd-alerts-default"))
+        .respond_with(reply(&fx[0]))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/_alias/detectd-alerts-default"))
+        .respond_with(reply(&fx[1]))
+        .mount(&server)
+        .await;
+    Mock::given(method("HEAD"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&server)
+        .await;
+    backend(&server.uri()).setup().await.unwrap();
+    let reqs = server.received_requests().await.unwrap();
+    assert!(reqs
+        .iter()
+        .all(|r| r.method.as_str() != "PUT"
+            || r.url.path() == "/_index_template/detectd-alerts-default"));
+}
+
+#[tokio::test]
+async fn health_check_reports_missing_indices_forbidden_and_unmapped_time_field() {
+    let Some(fx) = fixtures(&["008", "019", "020", "018"]) else {
+        return;
+    };
+    let mixed = "nomatch-*,logs-aws.cloudtrail-*";
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/nomatch-*/_search"))
+        .respond_with(reply(&fx[0]))
+        .mount(&server)
+        .await;
+    let forbidden = json!({"error": {"root_cause": [{"type": "security_exception", "reason": "action [indices:data/read/search] is unauthorized for user [detectd]"}], "type": "security_exception", "reason": "action [indices:data/read/search] is unauthorized for user [detectd]"}, "status": 403});
+    Mock::given(method("POST"))
+        .and(path("/secret-*/_search"))
+        .respond_with(ResponseTemplate::new(403).set_body_json(forbidden))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(format!("/{BOTH}/_search")))
+        .respond_with(reply(&fx[1]))
+        .mount(&server)
+        .await;
+    mount_field_caps(&server, BOTH).await;
+    Mock::given(method("POST"))
+        .and(path("/detectd-alerts-default/_search"))
+        .respond_with(reply(&fx[1]))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(format!("/{mixed}/_search")))
+        .respond_with(reply(&fx[3]))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/logs-aws.cloudtrail-*/_search"))
+        .respond_with(reply(&fx[1]))
+        .mount(&server)
+        .await;
+    mount_field_caps(&server, mixed).await;
+    let b = backend(&server.uri());
+    let both = vec![
+        "logs-aws.cloudtrail-*".to_string(),
+        "filebeat-*".to_string(),
+    ];
+    let rules = vec![
+        (
+            "r1".to_string(),
+            "no data".to_string(),
+            vec!["nomatch-*".to_string()],
+            "@timestamp".to_string(),
+        ),
+        (
+            "r2".to_string(),
+            "forbidden".to_string(),
+            vec!["secret-*".to_string()],
+            "@timestamp".to_string(),
+        ),
+        (
+            "r5".to_string(),
+            "one pattern matches".to_string(),
+            vec!["nomatch-*".to_string(), "logs-aws.cloudtrail-*".to_string()],
+            "@timestamp".to_string(),
+        ),
+        (
+            "r3".to_string(),
+            "fine".to_string(),
+            both.clone(),
+            "@timestamp".to_string(),
+        ),
+        (
+            "r4".to_string(),
+            "bad time".to_string(),
+            both,
+            "event.created".to_string(),
+        ),
+    ];
+    let problems = b.health_check(&rules).await;
+    let summary: Vec<(String, String)> = problems
+        .iter()
+        .map(|p| (p.rule_id.clone(), p.problem.clone()))
+        .collect();
+    assert_eq!(summary.len(), 3, "{summary:?}");
+    assert_eq!(
+        summary[0],
+        ("r1".to_string(), "no index matches nomatch-*".to_string())
+    );
+    assert!(
+        summary[1].1.starts_with("no read privilege on secret-*"),
+        "{summary:?}"
+    );
+    assert_eq!(summary[2].0, "r4");
+    assert!(
+        summary[2].1.contains("event.created is not mapped"),
+        "{summary:?}"
+    );
+    check("health_check", &sent(&server).await);
+}
+
+#[tokio::test]
+async fn state_round_trips_through_the_state_index() {
+    let server = MockServer::start().await;
+    Mock::given(method("PUT"))
+        .and(path("/detectd-state/_doc/rule-1"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"result": "created"})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let stored = json!({"hits": {"hits": [{"_index": "detectd-state", "_id": "rule-1", "_source": {"rule_id": "rule-1", "last_start": "2026-11-23T21:04:28Z", "covered_until": "2026-11-23T21:04:28Z", "status": "succeeded", "gaps": []}}]}});
+    Mock::given(method("POST"))
+        .and(path("/detectd-state/_search"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(stored))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/detectd-executions/_doc"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"result": "created"})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let b = backend(&server.uri());
+    let state = detectd::backend::RuleState {
+        last_start: Some(t(TO)),
+        covered_until: Some(t(TO)),
+        status: Some("succeeded".into()),
+        gaps: vec![],
+    };
+    b.save_state("rule-1", &state).await.unwrap();
+    let loaded = b.load_state().await.unwrap();
+    assert_eq!(loaded.get("rule-1"), Some(&state));
+    b.record_execution(&json!({"@timestamp": TO, "rule_id": "rule-1", "status": "succeeded"}))
+        .await
+        .unwrap();
+    check("state_and_executions", &sent(&server).await);
+}
+
+/// Answers a `_bulk` with one item per action line: the first item of the first request is
+/// rejected (429), every other one created.
+struct BulkAnswer {
+    calls: Arc<AtomicUsize>,
+}
+
+impl Respond for BulkAnswer {
+    fn respond(&self, r: &Request) -> ResponseTemplate {
+        let call = self.calls.fetch_add(1, Ordering::SeqCst);
+        let text = String::from_utf8(r.body.clone()).unwrap();
+        let n = text.lines().count() / 2;
+        let items: Vec<Value> = (0..n)
+            .map(|i| {
+                if call == 0 && i == 0 {
+                    json!({"create": {"_index": ".ds-x", "_id": null, "status": 429, "error": {"type": "es_rejected_execution_exception", "reason": "rejected"}}})
+                } else {
+                    json!({"create": {"_index": ".ds-x", "_id": format!("id{call}-{i}"), "status": 201}})
+                }
+            })
+            .collect();
+        ResponseTemplate::new(200).set_body_json(json!({"errors": call == 0, "items": items}))
+    }
+}
+
+#[tokio::test]
+async fn ingest_installs_the_template_and_bulk_creates_normalised_records() {
+    let Some(tests) = common::shared_data("integrations-cloudtrail/tests") else {
+        return;
+    };
+    let files = vec![
+        tests.join("test-create-document-json.log"),
+        tests.join("test-console-login-json.log"),
+    ];
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/_index_template/logs-aws.cloudtrail"))
+        .respond_with(ResponseTemplate::new(404).set_body_json(json!({"error": {"type": "resource_not_found_exception", "reason": "index template matching [logs-aws.cloudtrail] not found"}, "status": 404})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("PUT"))
+        .and(path("/_index_template/logs-aws.cloudtrail"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"acknowledged": true})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let calls = Arc::new(AtomicUsize::new(0));
+    Mock::given(method("POST"))
+        .and(path("/logs-aws.cloudtrail-default/_bulk"))
+        .respond_with(BulkAnswer {
+            calls: calls.clone(),
+        })
+        .mount(&server)
+        .await;
+    let b = backend(&server.uri());
+    let totals =
+        detectd::backend::elasticsearch::ingest::ingest(&b, &files, "logs-aws.cloudtrail-default")
+            .await
+            .unwrap();
+    let records: usize = files
+        .iter()
+        .map(|f| {
+            detectd::backend::elasticsearch::ingest::read_records(f)
+                .unwrap()
+                .len()
+        })
+        .sum();
+    assert!(records >= 2);
+    assert_eq!(totals.records, records);
+    assert_eq!(totals.indexed + totals.skipped, records);
+    assert_eq!(totals.failed, 0);
+    let reqs = server.received_requests().await.unwrap();
+    let bulks: Vec<&Request> = reqs
+        .iter()
+        .filter(|r| r.url.path().ends_with("_bulk"))
+        .collect();
+    // one bulk per file plus the retry of the rejected item
+    assert_eq!(bulks.len(), 3);
+    let first = String::from_utf8(bulks[0].body.clone()).unwrap();
+    let doc: Value = serde_json::from_str(first.lines().nth(1).unwrap()).unwrap();
+    assert_eq!(doc["event"]["provider"], "ssm.amazonaws.com");
+    assert!(first.lines().step_by(2).all(|l| l == "{\"create\":{}}"));
+    let template: Vec<Value> = reqs
+        .iter()
+        .filter(|r| r.method.as_str() == "PUT")
+        .map(body_json)
+        .collect();
+    check("ingest_template", &Value::Array(template));
+}
+
+#[tokio::test]
+async fn odd_responses_partial_failures_closed_pits_and_too_many_buckets() {
+    let Some(fx) = fixtures(&["053", "122", "032", "033"]) else {
+        return;
+    };
+    let indices = vec![
+        "logs-aws.cloudtrail-*".to_string(),
+        "filebeat-*".to_string(),
+    ];
+    let query = is("event.action", "CreateDocument");
+    let time = TimeField {
+        primary: "@timestamp".into(),
+        fallback_to_timestamp: true,
+    };
+    let q = QuerySpec {
+        indices: &indices,
+        query: &query,
+        filters: &[],
+        time: &time,
+        from: t(FROM),
+        to: t(TO),
+    };
+    let fields = vec!["cloud.account.id".to_string(), "user.name".to_string()];
+    let stats = ExecStats::default();
+
+    // 200 with one failed shard: the other shard's buckets are the page
+    let server = MockServer::start().await;
+    mount_field_caps(&server, BOTH).await;
+    Mock::given(method("POST"))
+        .and(path(format!("/{BOTH}/_search")))
+        .respond_with(reply(&fx[0]))
+        .mount(&server)
+        .await;
+    let page = backend(&server.uri())
+        .terms_page(&q, &fields, 10, None, &stats)
+        .await
+        .unwrap();
+    let expected = fx[0]["response"]["aggregations"]["new_terms"]["buckets"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert!(expected > 0);
+    assert_eq!(page.tuples.len(), expected);
+
+    // 503 too_many_buckets (empty root_cause): not retried, the cause comes from caused_by
+    let server = MockServer::start().await;
+    mount_field_caps(&server, BOTH).await;
+    Mock::given(method("POST"))
+        .and(path(format!("/{BOTH}/_search")))
+        .respond_with(reply(&fx[1]))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let err = backend(&server.uri())
+        .terms_page(&q, &fields, 10, None, &stats)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("HTTP 503")
+            && err.to_string().contains("too_many_buckets_exception"),
+        "{err}"
+    );
+
+    // closing an already closed PIT is fine; searching it is an error naming the cause
+    let server = MockServer::start().await;
+    mount_field_caps(&server, BOTH).await;
+    Mock::given(method("DELETE"))
+        .and(path("/_pit"))
+        .respond_with(reply(&fx[2]))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/_search"))
+        .respond_with(reply(&fx[3]))
+        .mount(&server)
+        .await;
+    let b = backend(&server.uri());
+    let cursor = detectd::backend::Cursor {
+        pit: Some("gone".into()),
+        search_after: vec![json!(1795466668000u64)],
+    };
+    b.close_search(&cursor, &stats).await.unwrap();
+    let err = b
+        .search_page(&q, 3, Some(&cursor), &stats)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("HTTP 404")
+            && err.to_string().contains("search_context_missing_exception"),
+        "{err}"
+    );
+}
