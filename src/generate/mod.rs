@@ -10,13 +10,11 @@ mod rng;
 mod world;
 
 use std::collections::HashMap;
-use std::fs::{self, File};
-use std::io::{BufWriter, Write};
+use std::fs;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use flate2::write::GzEncoder;
-use flate2::Compression;
+use flate2::{Compress, Compression, Crc, FlushCompress, Status};
 use serde::{Deserialize, Serialize};
 
 use crate::cli::{Cli, GenerateArgs};
@@ -190,13 +188,15 @@ pub fn generate(opts: &Options) -> Result<Manifest, GenerateError> {
         injected: Vec::new(),
         look_alikes: Vec::new(),
     };
+    let mut gzip = Gzip::new(opts.compression);
     for d in 0..i64::from(opts.days) {
         let day = first_day + d;
         let mut notes = Vec::new();
         let mut planned = plan_day(opts, &world, day, d == last, &mut notes);
         planned.sort_by_key(|p| (p.account, p.region, p.t, p.seed));
         let mut located: HashMap<u64, String> = HashMap::new();
-        let (records, files) = write_day(opts, &world, day, &planned, &notes, &mut located)?;
+        let (records, files) =
+            write_day(opts, &world, &mut gzip, day, &planned, &notes, &mut located)?;
         tracing::info!(day = %format_time(day * 86_400), records, files, "generated day");
         manifest.records += records;
         manifest.files += files;
@@ -812,6 +812,7 @@ fn plan_last_day(
 fn write_day(
     opts: &Options,
     world: &World,
+    gz: &mut Gzip,
     day: i64,
     planned: &[Planned],
     notes: &[Note],
@@ -848,7 +849,7 @@ fn write_day(
                 // Named (and filed) by the end of its window, kept within the day.
                 let delivered = window_end.min(day_start + DAY - 60);
                 let rel = file_path(world, account, region, delivered, &suffix);
-                write_file(opts, world, &rel, &group[j..j + n])?;
+                write_file(opts, world, gz, &rel, &group[j..j + n])?;
                 for p in &group[j..j + n] {
                     if noted.contains(&p.seed) {
                         located.insert(p.seed, rel.clone());
@@ -877,9 +878,57 @@ fn file_path(world: &World, account: u16, region: u8, delivered: i64, suffix: &s
     )
 }
 
+/// Reused between files: compressor state and buffers (allocating a deflate state per small
+/// file costs more than compressing it).
+struct Gzip {
+    compress: Compress,
+    raw: Vec<u8>,
+    packed: Vec<u8>,
+}
+
+impl Gzip {
+    fn new(level: u32) -> Self {
+        Gzip {
+            compress: Compress::new(Compression::new(level), false),
+            raw: Vec::with_capacity(1 << 20),
+            packed: Vec::with_capacity(1 << 18),
+        }
+    }
+
+    /// Deflates `self.raw` into `self.packed` as one gzip member (no name, no mtime).
+    fn pack(&mut self) -> std::io::Result<()> {
+        self.compress.reset();
+        self.packed.clear();
+        self.packed
+            .extend_from_slice(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff]);
+        let mut crc = Crc::new();
+        crc.update(&self.raw);
+        loop {
+            let consumed = self.compress.total_in() as usize;
+            self.packed.reserve(self.raw.len() / 2 + 1024);
+            let status = self
+                .compress
+                .compress_vec(
+                    &self.raw[consumed..],
+                    &mut self.packed,
+                    FlushCompress::Finish,
+                )
+                .map_err(std::io::Error::other)?;
+            if status == Status::StreamEnd {
+                break;
+            }
+        }
+        self.packed.extend_from_slice(&crc.sum().to_le_bytes());
+        self.packed
+            .extend_from_slice(&(self.raw.len() as u32).to_le_bytes());
+        Ok(())
+    }
+}
+
 fn write_file(
     opts: &Options,
     world: &World,
+    gz: &mut Gzip,
     rel: &str,
     events: &[Planned],
 ) -> Result<(), GenerateError> {
@@ -888,26 +937,21 @@ fn write_file(
         path: path.clone(),
         source,
     };
+    gz.raw.clear();
+    gz.raw.extend_from_slice(b"{\"Records\":[");
+    for (k, p) in events.iter().enumerate() {
+        if k > 0 {
+            gz.raw.push(b',');
+        }
+        let record = events::render(world, p);
+        serde_json::to_writer(&mut gz.raw, &record).map_err(|e| io(std::io::Error::other(e)))?;
+    }
+    gz.raw.extend_from_slice(b"]}");
+    gz.pack().map_err(io)?;
     if let Some(dir) = path.parent() {
         fs::create_dir_all(dir).map_err(io)?;
     }
-    let file = File::create(&path).map_err(io)?;
-    let mut gz = GzEncoder::new(
-        BufWriter::with_capacity(256 * 1024, file),
-        Compression::new(opts.compression),
-    );
-    gz.write_all(b"{\"Records\":[").map_err(io)?;
-    for (k, p) in events.iter().enumerate() {
-        if k > 0 {
-            gz.write_all(b",").map_err(io)?;
-        }
-        let record = events::render(world, p);
-        serde_json::to_writer(&mut gz, &record).map_err(|e| io(std::io::Error::other(e)))?;
-    }
-    gz.write_all(b"]}").map_err(io)?;
-    let mut inner = gz.finish().map_err(io)?;
-    inner.flush().map_err(io)?;
-    Ok(())
+    fs::write(&path, &gz.packed).map_err(io)
 }
 
 #[cfg(test)]
