@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// A configuration that could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -21,7 +21,7 @@ pub enum ConfigError {
 }
 
 /// The whole configuration.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// Folder (or file) of rule TOMLs.
@@ -36,7 +36,7 @@ pub struct Config {
     pub rules: BTreeMap<String, RuleOverride>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum BackendKind {
     #[default]
@@ -45,7 +45,7 @@ pub enum BackendKind {
 }
 
 /// The embedded backend: local CloudTrail/ECS files in, local files out.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct EmbeddedConfig {
     /// Files or folders of raw CloudTrail (`.json`, `.json.gz`, NDJSON) or ECS NDJSON.
@@ -61,7 +61,7 @@ pub struct EmbeddedConfig {
 }
 
 /// The Elasticsearch backend's connection.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ElasticsearchConfig {
     pub urls: Vec<String>,
@@ -77,14 +77,14 @@ pub struct ElasticsearchConfig {
     pub timeout_secs: u64,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AlertsConfig {
     /// Alerts index alias (Elasticsearch).
     pub index: String,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SchedulerConfig {
     /// Executions running at once.
@@ -95,7 +95,7 @@ pub struct SchedulerConfig {
     pub execution_timeout: String,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HttpConfig {
     /// `host:port` for /healthz, /readyz, /metrics; empty disables it.
@@ -103,7 +103,7 @@ pub struct HttpConfig {
 }
 
 /// Operator overrides for one rule.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RuleOverride {
     pub enabled: Option<bool>,
