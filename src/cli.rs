@@ -13,9 +13,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     about = "Elastic detection rules on a schedule, on Elasticsearch or local CloudTrail files"
 )]
 pub struct Cli {
-    /// Configuration file.
-    #[arg(long, global = true, default_value = "config.toml")]
-    pub config: PathBuf,
+    /// Configuration file (default: `config.toml` in the working directory, if present).
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
     /// Log format.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
     pub log_format: LogFormat,
@@ -155,6 +155,17 @@ pub struct IngestArgs {
     /// Target index or data stream.
     #[arg(long, default_value = "logs-aws.cloudtrail-default")]
     pub index: String,
+}
+
+impl Cli {
+    /// The configuration: the `--config` file (which must exist), else `config.toml` when
+    /// present, else the defaults; then `DETECTD__...` environment overrides.
+    pub fn load_config(&self) -> Result<crate::config::Config, crate::config::ConfigError> {
+        match &self.config {
+            Some(path) => crate::config::Config::load_required(path),
+            None => crate::config::Config::load(std::path::Path::new("config.toml")),
+        }
+    }
 }
 
 /// Runs the parsed command.

@@ -173,6 +173,17 @@ impl Default for SchedulerConfig {
 }
 
 impl Config {
+    /// Like [`Config::load`], but a missing file is an error (a path the operator named).
+    pub fn load_required(path: &Path) -> Result<Config, ConfigError> {
+        if !path.is_file() {
+            return Err(ConfigError::Invalid {
+                path: path.to_path_buf(),
+                message: "no such file".to_string(),
+            });
+        }
+        Config::load(path)
+    }
+
     /// Reads `path` (missing file = defaults) and applies `DETECTD__...` environment overrides.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let built = config::Config::builder()

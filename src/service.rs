@@ -300,7 +300,7 @@ impl Recorder for MeteredRecorder {
 
 /// `detectd run`: every enabled rule on its schedule; with `--start` a replay.
 pub fn run_command(cli: &Cli, args: &RunArgs) -> anyhow::Result<ExitCode> {
-    let cfg = Config::load(&cli.config)?;
+    let cfg = cli.load_config()?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -471,7 +471,7 @@ fn print_summary(cfg: &Config, s: &RunSummary, tally: &Mutex<BTreeMap<String, Ta
 /// `detectd status`: per rule, last run, next run, status, last duration, alerts in the last
 /// day, open gaps — from the persisted state and execution records.
 pub fn status_command(cli: &Cli, args: &StatusArgs) -> anyhow::Result<ExitCode> {
-    let cfg = Config::load(&cli.config)?;
+    let cfg = cli.load_config()?;
     let rules = load_rules(&cfg);
     let schedule: Vec<ScheduledRule> = rules.iter().filter_map(|r| scheduled(r).ok()).collect();
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -178,8 +178,8 @@ impl MatcherSet {
 /// `detectd match`: prints the NDJSON lines of the files (or standard input) that match the KQL
 /// query, or their number with `--count`. Exit code 0 when something matched, 1 otherwise.
 pub fn match_command(_cli: &Cli, args: &MatchArgs) -> anyhow::Result<ExitCode> {
-    let ast =
-        crate::kql::parse(&args.kql).map_err(|e| anyhow::anyhow!("invalid kql query: {e}"))?;
+    let ast = crate::kql::parse(&args.kql)
+        .map_err(|e| anyhow::anyhow!("invalid kql query: {}", e.render()))?;
     let catalog = match &args.field_caps {
         Some(path) => load_field_caps(path)?,
         None => FieldCatalog::builtin(),

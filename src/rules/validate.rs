@@ -10,7 +10,6 @@ use serde::Serialize;
 use super::load::{load_paths, LoadReport, Problem};
 use super::model::{Rule, RuleKind, Support};
 use crate::cli::{Cli, OutputFormat, ValidateArgs};
-use crate::config::Config;
 
 /// Totals of a validation run.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -76,7 +75,7 @@ pub fn summarize(report: &LoadReport) -> Summary {
 
 /// `detectd validate`.
 pub fn validate_command(cli: &Cli, args: &ValidateArgs) -> anyhow::Result<ExitCode> {
-    let config = Config::load(&cli.config)?;
+    let config = cli.load_config()?;
     let paths: Vec<PathBuf> = if args.paths.is_empty() {
         vec![config.rules_dir.clone()]
     } else {

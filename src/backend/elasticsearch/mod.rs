@@ -1070,7 +1070,7 @@ fn ok_or_error(op: &str, r: Reply) -> Result<Value, Error> {
 
 /// `detectd ingest FILES... --index NAME`: raw CloudTrail to ECS into Elasticsearch.
 pub fn ingest_command(cli: &Cli, args: &IngestArgs) -> anyhow::Result<ExitCode> {
-    let config = crate::config::Config::load(&cli.config)?;
+    let config = cli.load_config()?;
     let backend = ElasticsearchBackend::new(&config.elasticsearch, &config.alerts)?;
     let runtime = tokio::runtime::Runtime::new()?;
     let started = Instant::now();
