@@ -9,7 +9,7 @@ use std::process::{Command, Output};
 fn validate(args: &[&str], cwd: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_detectd"))
         .current_dir(cwd)
-        .args(["--config", "does-not-exist.toml", "validate"])
+        .arg("validate")
         .args(args)
         .output()
         .unwrap()
