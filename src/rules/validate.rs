@@ -120,7 +120,7 @@ pub fn render_summary(s: &Summary) -> String {
         types.join(", ")
     ));
     out.push_str(&format!(
-        "runnable on both backends: {}, Elasticsearch backend only: {}\n",
+        "runnable on both backends: {}, need the Elasticsearch backend (eql, esql; not executed by this version yet): {}\n",
         s.runnable, s.elasticsearch_only
     ));
     for (reason, n) in &s.unsupported {

@@ -1,0 +1,95 @@
+//! Raw CloudTrail records normalised per second on one core: the Stratus Red Team samples
+//! (compact, one record per string) replicated, through `normalize_str`, then the same records
+//! as an NDJSON file through `read_paths` (reading + parsing + normalising).
+//!
+//! `cargo bench --bench ecs_normalize` (needs ../shared/data or DETECTD_SHARED_DATA).
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use detectd::ecs::{normalize_str, read_paths, NormalizeOptions};
+
+fn main() {
+    let base = std::env::var_os("DETECTD_SHARED_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data"));
+    let dir = base.join("cloudtrail-samples/stratus-red-team-detonation-logs");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        eprintln!(
+            "skipping: {} not found (set DETECTD_SHARED_DATA)",
+            dir.display()
+        );
+        return;
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    let mut records: Vec<String> = Vec::new();
+    for f in &files {
+        let Ok(text) = std::fs::read_to_string(f) else {
+            continue;
+        };
+        let Ok(serde_json::Value::Array(a)) = serde_json::from_str(&text) else {
+            continue;
+        };
+        records.extend(a.iter().map(|r| r.to_string()));
+    }
+    let target = 200_000;
+    let sample: Vec<&String> = records.iter().cycle().take(target).collect();
+    let bytes: usize = sample.iter().map(|r| r.len()).sum();
+    let opts = NormalizeOptions::default();
+
+    // Warm-up, then the timed run.
+    for r in sample.iter().take(10_000) {
+        std::hint::black_box(normalize_str(r, &opts).ok());
+    }
+    let t = Instant::now();
+    let mut ok = 0usize;
+    for r in &sample {
+        if std::hint::black_box(normalize_str(r, &opts)).is_ok() {
+            ok += 1;
+        }
+    }
+    let secs = t.elapsed().as_secs_f64();
+    println!(
+        "normalize_str: {ok} records ({} distinct, {:.1} MB) in {secs:.3}s: {:.0} records/s, {:.1} MB/s",
+        records.len(),
+        bytes as f64 / 1e6,
+        ok as f64 / secs,
+        bytes as f64 / 1e6 / secs
+    );
+
+    let tmp = std::env::temp_dir().join(format!("detectd-ecs-bench-{}.ndjson", std::process::id()));
+    {
+        let Ok(f) = std::fs::File::create(&tmp) else {
+            return;
+        };
+        let mut w = std::io::BufWriter::new(f);
+        for r in &sample {
+            let _ = writeln!(w, "{r}");
+        }
+    }
+    let t = Instant::now();
+    let mut docs = 0usize;
+    let summary = read_paths(
+        std::slice::from_ref(&tmp),
+        &opts,
+        |d| {
+            docs += 1;
+            std::hint::black_box(d);
+        },
+        |_| {},
+    );
+    let secs = t.elapsed().as_secs_f64();
+    println!(
+        "read_paths (NDJSON file): {} records in {secs:.3}s: {:.0} records/s, {:.1} MB/s ({} errors)",
+        summary.documents,
+        summary.documents as f64 / secs,
+        bytes as f64 / 1e6 / secs,
+        summary.errors
+    );
+    let _ = std::fs::remove_file(&tmp);
+}
