@@ -10,6 +10,9 @@ use std::time::Instant;
 
 use detectd::ecs::{normalize_str, read_paths, NormalizeOptions};
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let base = std::env::var_os("DETECTD_SHARED_DATA")
         .map(PathBuf::from)
