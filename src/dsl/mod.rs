@@ -66,29 +66,46 @@ pub fn rule_query(ast: &Ast, filters: &[Json], fields: &FieldCatalog) -> Result<
     Ok(json!({"bool": {"must": [], "filter": filter, "should": [], "must_not": must_not}}))
 }
 
-/// `detectd explain`: the query DSL Kibana builds for `--kql QUERY`, or for a rule file's
-/// `query` and `filters` (the `bool` that `getQueryFilter` returns; the per-phase search requests
-/// are printed once the rules and Elasticsearch request modules are wired in).
+/// `detectd explain`: the query DSL Kibana builds for `--kql QUERY`, or, for a rule file, every
+/// Elasticsearch request one execution of the rule sends for the window of `--at`
+/// ([`crate::backend::elasticsearch::explain`]).
 pub fn explain_command(_cli: &Cli, args: &ExplainArgs) -> anyhow::Result<ExitCode> {
     let fields = match &args.field_caps {
         Some(path) => load_field_caps(path)?,
         None => FieldCatalog::builtin(),
     };
-    let dsl = match (&args.kql, &args.rule) {
+    let text = match (&args.kql, &args.rule) {
         (Some(kql), _) => {
             let ast = crate::kql::parse(kql).map_err(|e| anyhow::anyhow!("kql: {}", e.render()))?;
-            to_dsl(&ast, &fields)?
+            serde_json::to_string_pretty(&to_dsl(&ast, &fields)?)?
         }
-        (None, Some(path)) => rule_file_query(path, &fields)?,
+        (None, Some(path)) => {
+            let at = explain_time(args.at.as_deref())?;
+            let loaded = crate::rules::load_file(path)?;
+            let text =
+                crate::backend::elasticsearch::explain::explain_rule(&loaded.rule, at, &fields)?;
+            text.trim_end().to_string()
+        }
         (None, None) => anyhow::bail!("explain needs a rule file or --kql QUERY"),
     };
-    let text = serde_json::to_string_pretty(&dsl)?;
     let mut out = std::io::stdout().lock();
     match writeln!(out, "{text}") {
         // A closed pipe (`| head`) is not an error worth reporting.
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
         _ => Ok(ExitCode::SUCCESS),
     }
+}
+
+/// `--at`: RFC 3339 (or another absolute form), or date math against the current time.
+fn explain_time(at: Option<&str>) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
+    let now = chrono::Utc::now();
+    let Some(s) = at else { return Ok(now) };
+    if let Some(t) = crate::time::parse_absolute(s) {
+        return Ok(t);
+    }
+    crate::time::parse_datemath(s)
+        .map(|d| d.resolve(now))
+        .map_err(|e| anyhow::anyhow!("--at {s}: {e}"))
 }
 
 /// The `getQueryFilter` query of a rule TOML (`[rule] query`, `language = "kuery"`,

@@ -7,6 +7,7 @@
 //! (`Accept` and `Content-Type`), never the 8.x `compatible-with` media types, so the same
 //! client talks to 7.10+ and 8.x servers.
 
+pub mod explain;
 pub mod ingest;
 pub mod requests;
 pub mod responses;
