@@ -12,72 +12,8 @@ use std::process::Command;
 
 use serde_json::Value;
 
-struct Live {
-    url: String,
-    client: reqwest::Client,
-    auth: Option<(String, String)>,
-    api_key: Option<String>,
-}
-
-impl Live {
-    fn from_env() -> Option<Live> {
-        let Ok(url) = std::env::var("DETECTD_ES_URL") else {
-            eprintln!("skipping live Elasticsearch test: DETECTD_ES_URL is not set");
-            return None;
-        };
-        let insecure = std::env::var("DETECTD_ES_INSECURE").is_ok_and(|v| v == "1" || v == "true");
-        let client = reqwest::Client::builder()
-            .danger_accept_invalid_certs(insecure)
-            .build()
-            .unwrap();
-        let auth = match (
-            std::env::var("DETECTD_ES_USERNAME"),
-            std::env::var("DETECTD_ES_PASSWORD"),
-        ) {
-            (Ok(u), Ok(p)) => Some((u, p)),
-            _ => None,
-        };
-        Some(Live {
-            url: url.trim_end_matches('/').to_string(),
-            client,
-            auth,
-            api_key: std::env::var("DETECTD_ES_API_KEY").ok(),
-        })
-    }
-
-    async fn req(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut r = self.client.request(method, format!("{}{path}", self.url));
-        if let Some((u, p)) = &self.auth {
-            r = r.basic_auth(u, Some(p));
-        }
-        if let Some(k) = &self.api_key {
-            r = r.header("Authorization", format!("ApiKey {k}"));
-        }
-        if let Some(b) = body {
-            r = r.json(&b);
-        }
-        let resp = r.send().await.unwrap();
-        let status = resp.status().as_u16();
-        (status, resp.json().await.unwrap_or(Value::Null))
-    }
-
-    /// Environment for the detectd binary: the Elasticsearch backend on this cluster.
-    fn env(&self, cmd: &mut Command, alerts: &str) {
-        cmd.env("DETECTD__BACKEND", "elasticsearch")
-            .env("DETECTD__ELASTICSEARCH__URLS", &self.url)
-            .env("DETECTD__ALERTS__INDEX", alerts);
-        if let Some((u, p)) = &self.auth {
-            cmd.env("DETECTD__ELASTICSEARCH__USERNAME", u)
-                .env("DETECTD__ELASTICSEARCH__PASSWORD", p);
-        }
-        if let Some(k) = &self.api_key {
-            cmd.env("DETECTD__ELASTICSEARCH__API_KEY", k);
-        }
-        if std::env::var("DETECTD_ES_INSECURE").is_ok_and(|v| v == "1" || v == "true") {
-            cmd.env("DETECTD__ELASTICSEARCH__VERIFY_TLS", "false");
-        }
-    }
-}
+mod common;
+use common::live::Live;
 
 fn detectd(dir: &Path, live: &Live, alerts: &str, args: &[&str]) -> String {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_detectd"));

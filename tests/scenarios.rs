@@ -2,17 +2,23 @@
 //! expected.json}`. Each scenario loads its rule, stores its ECS events, runs the executions
 //! `scenario.toml` lists (each at its instant, window per semantics.md §2) and compares the
 //! counts of each execution and the final set of alerts (source event id + new terms) with
-//! the expectation. It always runs on the embedded backend.
+//! the expectation. It always runs on the embedded backend, and also on a real Elasticsearch
+//! when `DETECTD_ES_URL` is set (own index with the integration's mappings, events loaded,
+//! executions run, alerts compared, everything deleted). If the backends disagree, one has a bug.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+use detectd::backend::elasticsearch::ElasticsearchBackend;
 use detectd::backend::embedded::{EmbeddedBackend, EmbeddedPaths, Store};
+use detectd::config::AlertsConfig;
 use detectd::engine::{execute, ExecRule, Window};
 use detectd::fields::FieldCatalog;
 use serde::Deserialize;
 use serde_json::Value;
+
+mod common;
 
 #[derive(Debug, Deserialize)]
 struct Scenario {
@@ -80,25 +86,26 @@ fn alert_key(alert: &Value) -> AlertKey {
     (alert["event"]["id"].as_str().unwrap().to_string(), terms)
 }
 
-async fn run_embedded(dir: &Path) -> Result<(), String> {
+fn load(dir: &Path) -> Result<(String, Scenario, ExecRule), String> {
     let name = dir.file_name().unwrap().to_string_lossy().to_string();
     let scenario: Scenario =
         toml::from_str(&std::fs::read_to_string(dir.join("scenario.toml")).unwrap()).unwrap();
     let loaded =
         detectd::rules::load_file(&dir.join("rule.toml")).map_err(|e| format!("{name}: {e}"))?;
     let rule = ExecRule::from_rule(&loaded.rule).map_err(|e| format!("{name}: {e}"))?;
-    let (store, rejected) = Store::new(events(dir));
-    assert!(rejected.is_empty(), "{name}: events without @timestamp");
-    let tmp = tempfile::tempdir().unwrap();
-    let paths = EmbeddedPaths {
-        alerts: tmp.path().join("alerts.ndjson"),
-        state: tmp.path().join("state.json"),
-        executions: tmp.path().join("executions.ndjson"),
-    };
-    let backend = EmbeddedBackend::new(store, FieldCatalog::builtin(), &paths).unwrap();
+    Ok((name, scenario, rule))
+}
+
+/// Runs the scenario's executions on `backend`, checking each execution's counts.
+async fn run_executions(
+    name: &str,
+    scenario: &Scenario,
+    rule: &ExecRule,
+    backend: &dyn detectd::backend::Backend,
+) -> Result<(), String> {
     for (n, exec) in scenario.execution.iter().enumerate() {
         let at = detectd::time::parse_absolute(&exec.at).unwrap();
-        let res = execute(&rule, Window::at(&rule, at), &backend, "scenario", at).await;
+        let res = execute(rule, Window::at(rule, at), backend, "scenario", at).await;
         let ctx = format!(
             "{name} execution {} at {}: {:?}",
             n + 1,
@@ -120,16 +127,149 @@ async fn run_embedded(dir: &Path) -> Result<(), String> {
             }
         }
     }
-    let alerts: BTreeSet<AlertKey> = std::fs::read_to_string(&paths.alerts)
-        .unwrap_or_default()
-        .lines()
-        .map(|l| alert_key(&serde_json::from_str(l).unwrap()))
-        .collect();
+    Ok(())
+}
+
+fn compare(name: &str, alerts: BTreeSet<AlertKey>, dir: &Path) -> Result<(), String> {
     let want = expected(dir);
     if alerts != want {
         return Err(format!("{name}: alerts {alerts:?}, expected {want:?}"));
     }
     Ok(())
+}
+
+async fn run_embedded(dir: &Path) -> Result<(), String> {
+    let (name, scenario, rule) = load(dir)?;
+    let (store, rejected) = Store::new(events(dir));
+    assert!(rejected.is_empty(), "{name}: events without @timestamp");
+    let tmp = tempfile::tempdir().unwrap();
+    let paths = EmbeddedPaths {
+        alerts: tmp.path().join("alerts.ndjson"),
+        state: tmp.path().join("state.json"),
+        executions: tmp.path().join("executions.ndjson"),
+    };
+    let backend = EmbeddedBackend::new(store, FieldCatalog::builtin(), &paths).unwrap();
+    run_executions(&name, &scenario, &rule, &backend).await?;
+    let alerts: BTreeSet<AlertKey> = std::fs::read_to_string(&paths.alerts)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| alert_key(&serde_json::from_str(l).unwrap()))
+        .collect();
+    compare(&name, alerts, dir)
+}
+
+/// Mappings of the aws integration for the fields the scenarios use (our own subset).
+fn source_mappings() -> Value {
+    let kw = serde_json::json!({"type": "keyword", "ignore_above": 1024});
+    let ck = serde_json::json!({"type": "constant_keyword", "value": "aws.cloudtrail"});
+    serde_json::json!({
+        "dynamic_templates": [{"strings": {"match_mapping_type": "string", "mapping": kw}}],
+        "properties": {
+            "@timestamp": {"type": "date"},
+            "event": {"properties": {"ingested": {"type": "date"}, "dataset": ck,
+                "action": kw, "provider": kw, "outcome": kw, "id": kw, "kind": kw}},
+            "data_stream": {"properties": {"dataset": ck}},
+            "source": {"properties": {"ip": {"type": "ip"}, "address": kw}},
+            "user": {"properties": {"name": kw}},
+            "aws": {"properties": {"cloudtrail": {"properties": {
+                "response_elements": {"type": "keyword", "ignore_above": 8191},
+                "user_identity": {"properties": {"arn": kw, "type": kw}}}}}}
+        }
+    })
+}
+
+/// The same scenario on a real cluster: a fresh index named to match the rule's patterns
+/// (patterns that do not match it are pointed at names that match nothing).
+async fn run_live(live: &common::live::Live, dir: &Path, n: usize) -> Result<(), String> {
+    use reqwest::Method;
+    let (name, scenario, mut rule) = load(dir)?;
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    // One dash only, so 8.x's built-in `logs-*-*` data-stream template does not apply.
+    let index = format!("logs-aws.cloudtrail.detectdtest{stamp}x{n}");
+    let alias = format!("detectd-alerts-scenario{stamp}x{n}");
+    rule.indices = rule
+        .indices
+        .iter()
+        .map(|p| {
+            let prefix = p.trim_end_matches('*');
+            if p.ends_with('*') && index.starts_with(prefix) {
+                index.clone()
+            } else {
+                format!("{p}-detectd-matches-nothing-{stamp}")
+            }
+        })
+        .collect();
+    let (status, body) = live
+        .req(
+            Method::PUT,
+            &format!("/{index}"),
+            Some(serde_json::json!({"mappings": source_mappings()})),
+        )
+        .await;
+    if status >= 300 {
+        return Err(format!("{name}: create index: {body}"));
+    }
+    let mut bulk = String::new();
+    for e in events(dir) {
+        bulk.push_str(
+            &serde_json::json!({"index": {"_index": index, "_id": e["event"]["id"]}}).to_string(),
+        );
+        bulk.push('\n');
+        bulk.push_str(&e.to_string());
+        bulk.push('\n');
+    }
+    let mut r = live
+        .client
+        .post(format!("{}/_bulk?refresh=true", live.url))
+        .header("Content-Type", "application/x-ndjson")
+        .body(bulk);
+    if let Some((u, p)) = &live.auth {
+        r = r.basic_auth(u, Some(p));
+    }
+    if let Some(k) = &live.api_key {
+        r = r.header("Authorization", format!("ApiKey {k}"));
+    }
+    let loaded: Value = r.send().await.unwrap().json().await.unwrap();
+    let result = async {
+        if loaded["errors"] != Value::Bool(false) {
+            return Err(format!("{name}: bulk load: {loaded}"));
+        }
+        let backend = ElasticsearchBackend::new(
+            &live.es_config(),
+            &AlertsConfig {
+                index: alias.clone(),
+            },
+        )
+        .map_err(|e| format!("{name}: {e}"))?;
+        backend
+            .setup()
+            .await
+            .map_err(|e| format!("{name}: setup: {e}"))?;
+        run_executions(&name, &scenario, &rule, &backend).await?;
+        live.req(Method::POST, &format!("/{alias}/_refresh"), None)
+            .await;
+        let (_, found) = live
+            .req(
+                Method::POST,
+                &format!("/{alias}/_search"),
+                Some(serde_json::json!({"size": 1000})),
+            )
+            .await;
+        let alerts: BTreeSet<AlertKey> = found["hits"]["hits"]
+            .as_array()
+            .map(|h| h.iter().map(|h| alert_key(&h["_source"])).collect())
+            .unwrap_or_default();
+        compare(&format!("{name} (elasticsearch)"), alerts, dir)
+    }
+    .await;
+    live.req(Method::DELETE, &format!("/{index}"), None).await;
+    live.req(Method::DELETE, &format!("/{alias}-*"), None).await;
+    live.req(Method::DELETE, &format!("/_index_template/{alias}"), None)
+        .await;
+    result
 }
 
 #[tokio::test]
@@ -145,6 +285,27 @@ async fn scenarios_on_the_embedded_backend() {
     assert!(
         failures.is_empty(),
         "{} of {} scenarios failed:\n{}",
+        failures.len(),
+        dirs.len(),
+        failures.join("\n")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn scenarios_on_elasticsearch() {
+    let Some(live) = common::live::Live::from_env() else {
+        return;
+    };
+    let dirs = scenario_dirs();
+    let mut failures = Vec::new();
+    for (n, dir) in dirs.iter().enumerate() {
+        if let Err(e) = run_live(&live, dir, n).await {
+            failures.push(e);
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} scenarios failed on Elasticsearch:\n{}",
         failures.len(),
         dirs.len(),
         failures.join("\n")

@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod live;
+
 use std::path::PathBuf;
 
 /// The reference data folder (`../shared/data` beside the project, or `DETECTD_SHARED_DATA`),
