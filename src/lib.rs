@@ -20,4 +20,5 @@ pub mod metrics;
 pub mod rules;
 pub mod scheduler;
 pub mod service;
+pub mod sync;
 pub mod time;

@@ -71,10 +71,7 @@ impl Metrics {
     }
 
     fn with<R>(&self, f: impl FnOnce(&mut Inner) -> R) -> R {
-        let mut g = match self.inner.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        };
+        let mut g = crate::sync::lock(&self.inner);
         f(&mut g)
     }
 

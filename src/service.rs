@@ -195,10 +195,7 @@ impl Executor for EngineExecutor {
         window: SchedWindow,
         started_at: DateTime<Utc>,
     ) -> ExecutionOutcome {
-        let rule = match self.rules.read() {
-            Ok(m) => m.get(rule_id).cloned(),
-            Err(p) => p.into_inner().get(rule_id).cloned(),
-        };
+        let rule = crate::sync::read(&self.rules).get(rule_id).cloned();
         let Some(rule) = rule else {
             return ExecutionOutcome::failed(format!("rule {rule_id} is no longer loaded"));
         };
@@ -214,10 +211,7 @@ impl Executor for EngineExecutor {
             .backend_ok
             .store(res.status != Status::Failed, Ordering::Relaxed);
         if res.alerts_created + res.duplicates > 0 {
-            let mut t = match self.tally.lock() {
-                Ok(t) => t,
-                Err(p) => p.into_inner(),
-            };
+            let mut t = crate::sync::lock(&self.tally);
             let e = t.entry(rule_id.to_string()).or_insert_with(|| Tally {
                 name: rule.rule.name.clone(),
                 severity: rule.exec.severity.clone(),
@@ -403,10 +397,7 @@ fn reload(cfg: &Config, current: &RuleMap) -> Vec<ScheduledRule> {
         .into_iter()
         .map(|r| (r.rule.rule_id.clone(), r))
         .collect();
-    let mut map = match current.write() {
-        Ok(m) => m,
-        Err(p) => p.into_inner(),
-    };
+    let mut map = crate::sync::write(current);
     for (id, old) in map.iter() {
         if !fresh.contains_key(id) && broken.contains(&old.rule.source) {
             tracing::warn!(rule = %id, file = %old.rule.source.display(), "rule file no longer loads, keeping its last good version");
@@ -425,10 +416,7 @@ fn backend_name(cfg: &Config) -> &'static str {
 }
 
 fn print_summary(cfg: &Config, s: &RunSummary, tally: &Mutex<BTreeMap<String, Tally>>) {
-    let tally = match tally.lock() {
-        Ok(t) => t,
-        Err(p) => p.into_inner(),
-    };
+    let tally = crate::sync::lock(tally);
     let existing: usize = tally.values().map(|t| t.existing.len()).sum();
     println!(
         "\n{} executions ({} failed, {} gaps): {} new alerts, {} already stored",

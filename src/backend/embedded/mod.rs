@@ -156,12 +156,7 @@ impl EmbeddedBackend {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    match m.lock() {
-        Ok(g) => g,
-        Err(poisoned) => poisoned.into_inner(),
-    }
-}
+use crate::sync::lock;
 
 /// True when one of the rule's index patterns selects the embedded data stream.
 fn indices_match(patterns: &[String]) -> bool {

@@ -160,10 +160,7 @@ impl Store {
 
     fn time_index(&self, time: &TimeField) -> TimeIndex {
         let key = (time.primary.clone(), time.fallback_to_timestamp);
-        let mut cache = match self.time_indexes.lock() {
-            Ok(c) => c,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let mut cache = crate::sync::lock(&self.time_indexes);
         if let Some(ix) = cache.get(&key) {
             return ix.clone();
         }
