@@ -81,7 +81,16 @@ pub fn load_store(paths: &[PathBuf]) -> Store {
     let summary = crate::ecs::reader::read_paths(
         paths,
         &opts,
-        |d| docs.push(d.doc),
+        |d| {
+            docs.push(d.doc);
+            if docs.len() % 100_000 == 0 {
+                tracing::info!(
+                    documents = docs.len(),
+                    seconds = started.elapsed().as_secs_f64(),
+                    "loading embedded data"
+                );
+            }
+        },
         |e| tracing::warn!(error = %e, "record skipped"),
     );
     let (store, rejected) = Store::new(docs);
