@@ -161,10 +161,7 @@ impl Cli {
     /// The configuration: the `--config` file (which must exist), else `config.toml` when
     /// present, else the defaults; then `DETECTD__...` environment overrides.
     pub fn load_config(&self) -> Result<crate::config::Config, crate::config::ConfigError> {
-        match &self.config {
-            Some(path) => crate::config::Config::load_required(path),
-            None => crate::config::Config::load(std::path::Path::new("config.toml")),
-        }
+        crate::config::Config::load_from(self.config.as_deref())
     }
 }
 

@@ -173,6 +173,15 @@ impl Default for SchedulerConfig {
 }
 
 impl Config {
+    /// The configuration `--config` names (a file that must exist), else `config.toml` when
+    /// present, else the defaults.
+    pub fn load_from(path: Option<&Path>) -> Result<Config, ConfigError> {
+        match path {
+            Some(p) => Config::load_required(p),
+            None => Config::load(Path::new("config.toml")),
+        }
+    }
+
     /// Like [`Config::load`], but a missing file is an error (a path the operator named).
     pub fn load_required(path: &Path) -> Result<Config, ConfigError> {
         if !path.is_file() {

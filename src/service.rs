@@ -307,10 +307,14 @@ pub fn run_command(cli: &Cli, args: &RunArgs) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    rt.block_on(run(cfg, args))
+    rt.block_on(run(cfg, cli.config.clone(), args))
 }
 
-async fn run(cfg: Config, args: &RunArgs) -> anyhow::Result<ExitCode> {
+async fn run(
+    cfg: Config,
+    config_path: Option<PathBuf>,
+    args: &RunArgs,
+) -> anyhow::Result<ExitCode> {
     let rules = load_rules(&cfg);
     if rules.is_empty() {
         anyhow::bail!("no runnable rules in {}", cfg.rules_dir.display());
@@ -364,10 +368,18 @@ async fn run(cfg: Config, args: &RunArgs) -> anyhow::Result<ExitCode> {
         std::time::Duration::from_secs(5),
         cancel.clone(),
     );
-    let reload_cfg = cfg.clone();
+    let mut reload_cfg = cfg.clone();
     let reload_handle = handle.clone();
     tokio::spawn(async move {
         while triggers.recv().await.is_some() {
+            // config.toml is read again too (its rule overrides); a config that no longer
+            // loads keeps the previous one.
+            match Config::load_from(config_path.as_deref()) {
+                Ok(c) => reload_cfg = c,
+                Err(e) => {
+                    tracing::error!(error = %e, "config not reloaded, keeping the previous one")
+                }
+            }
             let fresh = reload(&reload_cfg, &rule_map);
             tracing::info!(rules = fresh.len(), "rules reloaded");
             reload_handle.reload(fresh);
@@ -507,5 +519,81 @@ async fn status_sources(
                 .collect();
             Ok((states, records))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(dir: &std::path::Path) -> Config {
+        Config {
+            rules_dir: dir.to_path_buf(),
+            ..Config::default()
+        }
+    }
+
+    #[test]
+    fn reload_keeps_the_last_good_version_of_a_broken_rule_and_drops_removed_ones() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
+        for f in [
+            "execution_via_system_manager.toml",
+            "defense_evasion_cloudtrail_logging_suspended.toml",
+        ] {
+            std::fs::copy(root.join(f), tmp.path().join(f)).unwrap();
+        }
+        let cfg = config(tmp.path());
+        let map: RuleMap = Arc::new(RwLock::new(
+            load_rules(&cfg)
+                .into_iter()
+                .map(|r| (r.rule.rule_id.clone(), r))
+                .collect(),
+        ));
+        assert_eq!(crate::sync::read(&map).len(), 2);
+
+        // A syntax error in one file: its rule keeps running with the last good definition.
+        std::fs::write(
+            tmp.path().join("execution_via_system_manager.toml"),
+            "[rule\nbroken",
+        )
+        .unwrap();
+        let fresh = reload(&cfg, &map);
+        assert_eq!(fresh.len(), 2);
+        assert!(crate::sync::read(&map).contains_key("37b211e8-4e2f-440f-86d8-06cc8f158cfa"));
+
+        // A removed file: its rule stops.
+        std::fs::remove_file(tmp.path().join("execution_via_system_manager.toml")).unwrap();
+        let fresh = reload(&cfg, &map);
+        assert_eq!(fresh.len(), 1);
+        assert_eq!(fresh[0].name, "AWS CloudTrail Log Suspension");
+    }
+
+    #[test]
+    fn overrides_disable_rules_and_change_their_schedule() {
+        let mut cfg = config(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("rules"));
+        cfg.rules.insert(
+            "37b211e8-4e2f-440f-86d8-06cc8f158cfa".into(),
+            crate::config::RuleOverride {
+                enabled: Some(false),
+                ..Default::default()
+            },
+        );
+        cfg.rules.insert(
+            "1aa8fa52-44a7-4dae-b058-f3333b91c8d7".into(),
+            crate::config::RuleOverride {
+                interval: Some("1m".into()),
+                max_signals: Some(7),
+                ..Default::default()
+            },
+        );
+        let rules = load_rules(&cfg);
+        assert_eq!(rules.len(), 2, "the disabled rule is not run");
+        let r = rules
+            .iter()
+            .find(|r| r.rule.rule_id == "1aa8fa52-44a7-4dae-b058-f3333b91c8d7")
+            .unwrap();
+        assert_eq!(r.exec.max_signals, 7);
+        assert_eq!(scheduled(r).unwrap().interval, chrono::Duration::minutes(1));
     }
 }
