@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use chrono::{DateTime, Duration, Utc};
-use detectd::backend::embedded::{EmbeddedBackend, EmbeddedPaths, Store};
+use detectd::backend::embedded::{EmbeddedBackend, EmbeddedPaths, StoreBuilder};
 use detectd::engine::{execute, ExecRule, Window};
 use detectd::fields::FieldCatalog;
 use detectd::generate::{generate, Options};
@@ -62,14 +62,16 @@ fn main() -> anyhow::Result<()> {
     }
 
     let started = Instant::now();
-    let mut docs = Vec::new();
+    let mut builder = StoreBuilder::default();
     let summary = detectd::ecs::reader::read_paths(
         &[data.join("AWSLogs")],
         &detectd::ecs::NormalizeOptions::default(),
-        |d| docs.push(d.doc),
+        |d| {
+            builder.push(d.doc);
+        },
         |_| {},
     );
-    let (store, _) = Store::new(docs);
+    let store = builder.finish();
     let load_s = started.elapsed().as_secs_f64();
     let rss_loaded = peak_rss_mb();
     println!(
@@ -116,10 +118,12 @@ fn main() -> anyhow::Result<()> {
             alerts += res.alerts_created + res.duplicates;
             hits += res.hits;
         }
+        let first = times[0];
+        times.remove(0);
         times.sort_by(|a, b| a.total_cmp(b));
         let mean = times.iter().sum::<f64>() / times.len() as f64;
         println!(
-            "{} ({}): 50 executions, time per execution mean {mean:.2} ms, p50 {:.2} ms, p99 {:.2} ms; {hits} hits, {alerts} alerts",
+            "{} ({}): first execution {first:.0} ms (builds the query's match set over the store); the other 49: mean {mean:.2} ms, p50 {:.2} ms, p99 {:.2} ms; {hits} hits, {alerts} alerts",
             name,
             if exec.new_terms.is_some() { "new_terms" } else { "query" },
             percentile(&times, 0.5),

@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::backend::elasticsearch::ElasticsearchBackend;
-use crate::backend::embedded::{EmbeddedBackend, EmbeddedPaths, Store};
+use crate::backend::embedded::{EmbeddedBackend, EmbeddedPaths, Store, StoreBuilder};
 use crate::backend::{Backend, ExecutionRecord, RuleState};
 use crate::cli::{Cli, OutputFormat, RunArgs, StatusArgs};
 use crate::config::{BackendKind, Config};
@@ -76,16 +76,19 @@ pub fn load_rules(cfg: &Config) -> Vec<RunnableRule> {
 /// into a store, logging skipped records with file and record number.
 pub fn load_store(paths: &[PathBuf]) -> Store {
     let started = Instant::now();
-    let mut docs = Vec::new();
+    let mut builder = StoreBuilder::default();
+    let mut rejected = 0usize;
     let opts = crate::ecs::NormalizeOptions::default();
     let summary = crate::ecs::reader::read_paths(
         paths,
         &opts,
         |d| {
-            docs.push(d.doc);
-            if docs.len() % 100_000 == 0 {
+            if builder.push(d.doc).is_some() {
+                rejected += 1;
+            }
+            if builder.len() % 100_000 == 0 && !builder.is_empty() {
                 tracing::info!(
-                    documents = docs.len(),
+                    documents = builder.len(),
                     seconds = started.elapsed().as_secs_f64(),
                     "loading embedded data"
                 );
@@ -93,10 +96,10 @@ pub fn load_store(paths: &[PathBuf]) -> Store {
         },
         |e| tracing::warn!(error = %e, "record skipped"),
     );
-    let (store, rejected) = Store::new(docs);
-    if !rejected.is_empty() {
+    let store = builder.finish();
+    if rejected > 0 {
         tracing::warn!(
-            documents = rejected.len(),
+            documents = rejected,
             "documents without a usable @timestamp skipped"
         );
     }

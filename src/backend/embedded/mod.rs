@@ -20,7 +20,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 pub use files::{read_records, read_state, AlertsFile};
-pub use store::{date_millis, values_at, Store, StoredDoc, EMBEDDED_INDEX};
+pub use store::{date_millis, values_at, Store, StoreBuilder, StoredDoc, EMBEDDED_INDEX};
 
 use crate::backend::{
     AlertDoc, Backend, Cursor, Error, ExecStats, ExecutionRecord, Hit, NewTerm, Page, QuerySpec,
@@ -32,11 +32,16 @@ use crate::kql::Ast;
 /// A compiled rule query (KQL + filters) over stored documents.
 pub type DocMatcher = Arc<dyn Fn(&Value) -> bool + Send + Sync>;
 
+/// Which stored documents a query matches (bit per document; alerts never match).
+type MatchSet = Arc<Vec<u64>>;
+
 /// The embedded backend.
 pub struct EmbeddedBackend {
     store: Arc<Store>,
     catalog: FieldCatalog,
-    matchers: Mutex<HashMap<String, DocMatcher>>,
+    /// Per query (KQL + filters): the documents it matches, computed once (the store is
+    /// immutable), so a window is a range scan over bits and only hits are parsed.
+    matches: Mutex<HashMap<String, MatchSet>>,
     alerts: Mutex<AlertsFile>,
     state_path: PathBuf,
     state: Mutex<BTreeMap<String, RuleState>>,
@@ -63,7 +68,7 @@ impl EmbeddedBackend {
         Ok(EmbeddedBackend {
             store: Arc::new(store),
             catalog,
-            matchers: Mutex::new(HashMap::new()),
+            matches: Mutex::new(HashMap::new()),
             alerts: Mutex::new(alerts),
             state_path: paths.state.clone(),
             state: Mutex::new(state),
@@ -80,14 +85,22 @@ impl EmbeddedBackend {
         lock(&self.alerts).len()
     }
 
-    fn matcher(&self, query: &Ast, filters: &[Value]) -> Result<DocMatcher, Error> {
+    fn match_set(&self, query: &Ast, filters: &[Value]) -> Result<MatchSet, Error> {
         let key = format!("{query:?}{filters:?}");
-        if let Some(m) = lock(&self.matchers).get(&key) {
+        if let Some(m) = lock(&self.matches).get(&key) {
             return Ok(m.clone());
         }
         let m = compile(query, filters, &self.catalog)?;
-        lock(&self.matchers).insert(key, m.clone());
-        Ok(m)
+        let mut bits = vec![0u64; self.store.len().div_ceil(64)];
+        for i in 0..self.store.len() {
+            let d = self.store.doc(i as u32).source();
+            if !crate::alerts::is_alert(&d) && m(&d) {
+                bits[i / 64] |= 1 << (i % 64);
+            }
+        }
+        let bits = Arc::new(bits);
+        lock(&self.matches).insert(key, bits.clone());
+        Ok(bits)
     }
 
     /// Matching documents in the window of `q`, ascending by time, as (time, index).
@@ -98,14 +111,14 @@ impl EmbeddedBackend {
         to: i64,
     ) -> Result<impl Iterator<Item = (i64, u32)> + 's, Error> {
         let selected = indices_match(q.indices);
-        let m = self.matcher(q.query, q.filters)?;
-        let store = &self.store;
-        Ok(store
+        let bits = self.match_set(q.query, q.filters)?;
+        Ok(self
+            .store
             .range(q.time, from, to)
             .filter(move |_| selected)
             .filter(move |(_, i)| {
-                let d = &store.doc(*i).source;
-                !crate::alerts::is_alert(d) && m(d)
+                let i = *i as usize;
+                bits.get(i / 64).is_some_and(|w| w & (1 << (i % 64)) != 0)
             }))
     }
 
@@ -114,7 +127,7 @@ impl EmbeddedBackend {
         Hit {
             index: EMBEDDED_INDEX.to_string(),
             id: d.id.clone(),
-            source: d.source.clone(),
+            source: d.source(),
             sort: vec![Value::from(t), Value::from(i)],
         }
     }
@@ -293,7 +306,7 @@ impl Backend for EmbeddedBackend {
         let mut all: Vec<Vec<Value>> = Vec::new();
         let mut seen: HashSet<Vec<String>> = HashSet::new();
         for (_, i) in self.matching(q, millis(q.from), millis(q.to))? {
-            for t in self.tuples(&self.store.doc(i).source, fields) {
+            for t in self.tuples(&self.store.doc(i).source(), fields) {
                 if let Some(a) = &after {
                     if cmp_terms(&t, a) != std::cmp::Ordering::Greater {
                         continue;
@@ -338,7 +351,7 @@ impl Backend for EmbeddedBackend {
             if first.len() == wanted.len() {
                 break;
             }
-            for tuple in self.tuples(&self.store.doc(i).source, fields) {
+            for tuple in self.tuples(&self.store.doc(i).source(), fields) {
                 if let Some(&n) = wanted.get(&key(&tuple)) {
                     first.entry(n).or_insert((t, i));
                 }

@@ -1,6 +1,7 @@
 //! The in-process document store: ECS documents sorted by `@timestamp`, so a window is a
 //! binary-searched range scan; other time fields (`timestamp_override`) get their own sorted
-//! index, built on first use.
+//! index, built on first use. Documents are kept as compact JSON text (about 5 times smaller
+//! than a parsed `serde_json::Value`) and parsed when a search needs them.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -25,7 +26,15 @@ pub struct StoredDoc {
     pub ts: i64,
     /// Stable id: `event.id` when present, else a hash of the document.
     pub id: String,
-    pub source: Value,
+    /// The document as compact JSON.
+    raw: Box<str>,
+}
+
+impl StoredDoc {
+    /// The document (parsed from its stored JSON text, which this store wrote).
+    pub fn source(&self) -> Value {
+        serde_json::from_str(&self.raw).unwrap_or(Value::Null)
+    }
 }
 
 /// Documents sorted by (`@timestamp`, id).
@@ -34,6 +43,46 @@ pub struct Store {
     docs: Vec<StoredDoc>,
     /// Sorted (time, doc index) per non-default time field.
     time_indexes: Mutex<HashMap<(String, bool), TimeIndex>>,
+}
+
+/// Builds a store one document at a time, so loading holds only the compact documents.
+#[derive(Debug, Default)]
+pub struct StoreBuilder {
+    docs: Vec<StoredDoc>,
+}
+
+impl StoreBuilder {
+    /// Adds a document; gives it back when it has no usable `@timestamp`.
+    pub fn push(&mut self, source: Value) -> Option<Value> {
+        let Some(ts) = source.get("@timestamp").and_then(date_millis) else {
+            return Some(source);
+        };
+        let id = doc_id(&source);
+        let raw = source.to_string().into_boxed_str();
+        self.docs.push(StoredDoc { ts, id, raw });
+        None
+    }
+
+    /// Documents added so far.
+    pub fn len(&self) -> usize {
+        self.docs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.docs.is_empty()
+    }
+
+    /// The store: documents sorted by (time, id), exact duplicates (same id and time) once.
+    pub fn finish(mut self) -> Store {
+        self.docs
+            .sort_by(|a, b| a.ts.cmp(&b.ts).then_with(|| a.id.cmp(&b.id)));
+        self.docs.dedup_by(|a, b| a.id == b.id && a.ts == b.ts);
+        self.docs.shrink_to_fit();
+        Store {
+            docs: self.docs,
+            time_indexes: Mutex::new(HashMap::new()),
+        }
+    }
 }
 
 /// Reads a date field (`2024-01-01T00:00:00Z` strings or epoch millis) as epoch millis.
@@ -97,27 +146,9 @@ fn doc_id(source: &Value) -> String {
 impl Store {
     /// Builds a store; documents without a parsable `@timestamp` are returned as rejected.
     pub fn new(sources: Vec<Value>) -> (Store, Vec<Value>) {
-        let mut docs = Vec::with_capacity(sources.len());
-        let mut rejected = Vec::new();
-        for source in sources {
-            let ts = source.get("@timestamp").and_then(date_millis);
-            match ts {
-                Some(ts) => {
-                    let id = doc_id(&source);
-                    docs.push(StoredDoc { ts, id, source });
-                }
-                None => rejected.push(source),
-            }
-        }
-        docs.sort_by(|a, b| a.ts.cmp(&b.ts).then_with(|| a.id.cmp(&b.id)));
-        docs.dedup_by(|a, b| a.id == b.id && a.ts == b.ts);
-        (
-            Store {
-                docs,
-                time_indexes: Mutex::new(HashMap::new()),
-            },
-            rejected,
-        )
+        let mut b = StoreBuilder::default();
+        let rejected = sources.into_iter().filter_map(|s| b.push(s)).collect();
+        (b.finish(), rejected)
     }
 
     pub fn len(&self) -> usize {
@@ -165,10 +196,10 @@ impl Store {
             return ix.clone();
         }
         let mut ix: Vec<(i64, u32)> = Vec::new();
-        let mut vals = Vec::new();
         for (i, d) in self.docs.iter().enumerate() {
-            vals.clear();
-            values_at(&d.source, &time.primary, &mut vals);
+            let source = d.source();
+            let mut vals = Vec::new();
+            values_at(&source, &time.primary, &mut vals);
             let t = vals.iter().filter_map(|v| date_millis(v)).min();
             let t = match t {
                 Some(t) => Some(t),
