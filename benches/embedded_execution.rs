@@ -67,7 +67,7 @@ fn main() -> anyhow::Result<()> {
         &[data.join("AWSLogs")],
         &detectd::ecs::NormalizeOptions::default(),
         |d| {
-            builder.push(d.doc);
+            builder.push_doc(&d.doc);
         },
         |_| {},
     );

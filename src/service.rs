@@ -83,7 +83,7 @@ pub fn load_store(paths: &[PathBuf]) -> Store {
         paths,
         &opts,
         |d| {
-            if builder.push(d.doc).is_some() {
+            if !builder.push_doc(&d.doc) {
                 rejected += 1;
             }
             if builder.len() % 100_000 == 0 && !builder.is_empty() {

@@ -187,7 +187,10 @@ fn check(dir: &Path, expected_file: &str) -> (BTreeSet<String>, usize) {
                 .filter_map(|t| t.as_str().map(str::to_string))
                 .collect();
         }
-        let got = normalize_str(line, &opts).unwrap();
+        let doc = normalize_str(line, &opts).unwrap();
+        // What every consumer sees: the document as serialised JSON.
+        let got: serde_json::Value = serde_json::from_str(&doc.to_json()).unwrap();
+        assert_eq!(got, doc.clone().into_value());
         let (mut g, mut w) = (BTreeMap::new(), BTreeMap::new());
         flatten("", &got, &mut g);
         flatten("", want, &mut w);

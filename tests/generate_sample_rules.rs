@@ -37,7 +37,7 @@ fn seed_rules_over_the_sample_give_exactly_the_manifest_alerts() {
     read_paths(
         &[root.join("sample/AWSLogs")],
         &NormalizeOptions::default(),
-        |d| docs.push(d.doc),
+        |d| docs.push(d.doc.into_value()),
         |e| errors.push(e.to_string()),
     );
     assert!(errors.is_empty(), "{errors:?}");

@@ -29,7 +29,7 @@ fn documents(path: &Path) -> Vec<Value> {
     let summary = detectd::ecs::reader::read_paths(
         &[path.to_path_buf()],
         &detectd::ecs::NormalizeOptions::default(),
-        |d| docs.push(d.doc),
+        |d| docs.push(d.doc.into_value()),
         |e| panic!("{e}"),
     );
     assert!(summary.documents > 0);

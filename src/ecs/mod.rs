@@ -1,6 +1,7 @@
 //! CloudTrail to ECS: reading raw CloudTrail files and normalising records as Elastic's aws integration does.
 
 pub mod categories;
+pub mod doc;
 pub mod entity;
 pub mod javamap;
 pub mod normalize;
@@ -11,6 +12,7 @@ use std::process::ExitCode;
 
 use crate::cli::{Cli, EcsArgs};
 
+pub use doc::EcsDoc;
 pub use normalize::{normalize, normalize_owned, normalize_str, NormalizeError, NormalizeOptions};
 pub use reader::{read_file, read_paths, Document, ReadError, ReadSummary};
 

@@ -11,6 +11,7 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value};
 
 use super::categories;
+use super::doc::{EcsDoc, Node};
 use super::entity::{self, lookup};
 use super::javamap::{is_removed, java_key_order, java_to_string, prune_map};
 
@@ -53,7 +54,7 @@ impl Default for NormalizeOptions {
 }
 
 /// Normalises one raw record given as text (the text is kept as `event.original`).
-pub fn normalize_str(raw: &str, opts: &NormalizeOptions) -> Result<Value, NormalizeError> {
+pub fn normalize_str(raw: &str, opts: &NormalizeOptions) -> Result<EcsDoc, NormalizeError> {
     let v: Value = serde_json::from_str(raw).map_err(|e| NormalizeError::Json(e.to_string()))?;
     normalize_owned(v, raw.to_string(), opts)
 }
@@ -65,6 +66,7 @@ pub fn normalize(record: &Value) -> Result<Value, NormalizeError> {
         record.to_string(),
         &NormalizeOptions::default(),
     )
+    .map(EcsDoc::into_value)
 }
 
 /// Whether a parsed JSON object looks like a raw CloudTrail record (or digest).
@@ -83,68 +85,28 @@ fn kind(v: &Value) -> &'static str {
     }
 }
 
-/// A document under construction with dotted-path setters.
-struct Doc(Map<String, Value>);
-
-impl Doc {
-    fn slot(&mut self, path: &str) -> Option<&mut Value> {
-        let mut parts = path.split('.').peekable();
-        let mut cur = &mut self.0;
-        while let Some(p) = parts.next() {
-            if parts.peek().is_none() {
-                return cur.get_mut(p);
-            }
-            cur = cur.get_mut(p)?.as_object_mut()?;
-        }
-        None
-    }
-
-    fn get(&self, path: &str) -> Option<&Value> {
-        let mut parts = path.split('.');
-        let mut cur = self.0.get(parts.next()?)?;
-        for p in parts {
-            cur = cur.as_object()?.get(p)?;
-        }
-        Some(cur).filter(|v| !v.is_null())
-    }
-
-    fn has(&self, path: &str) -> bool {
-        self.get(path).is_some()
-    }
-
-    /// Sets (overwriting) a dotted field, creating parent objects. Returns false when a parent is
-    /// not an object (the processor would fail).
-    fn set(&mut self, path: &str, v: Value) -> bool {
-        let mut parts: Vec<&str> = path.split('.').collect();
-        let Some(last) = parts.pop() else {
-            return false;
-        };
-        let mut cur = &mut self.0;
-        for p in parts {
-            let e = cur
-                .entry(p.to_string())
-                .or_insert_with(|| Value::Object(Map::new()));
-            match e {
-                Value::Object(m) => cur = m,
-                _ => return false,
-            }
-        }
-        cur.insert(last.to_string(), v);
-        true
-    }
-
+/// The pipeline's `rename` and `append` processors on the document under construction.
+trait Processors {
     /// `rename` with ignore_missing/ignore_failure: no-op when the target already exists.
-    fn rename(&mut self, v: Option<Value>, path: &str) {
+    fn rename(&mut self, v: Option<Value>, path: &'static str);
+    fn rename_node(&mut self, v: Option<Node>, path: &'static str);
+    /// `append` with `allow_duplicates: false`.
+    fn append_unique(&mut self, path: &'static str, s: String);
+}
+
+impl Processors for EcsDoc {
+    fn rename(&mut self, v: Option<Value>, path: &'static str) {
+        self.rename_node(v.map(Node::Value), path);
+    }
+
+    fn rename_node(&mut self, v: Option<Node>, path: &'static str) {
         if let Some(v) = v {
-            if !self.has(path) {
-                self.set(path, v);
-            }
+            self.set_if_absent(path, v);
         }
     }
 
-    /// `append` with `allow_duplicates: false`.
-    fn append_unique(&mut self, path: &str, s: String) {
-        match self.slot(path) {
+    fn append_unique(&mut self, path: &'static str, s: String) {
+        match self.value_mut(path) {
             Some(Value::Array(a)) => {
                 if !a.iter().any(|x| x.as_str() == Some(s.as_str())) {
                     a.push(Value::String(s));
@@ -167,13 +129,18 @@ impl Doc {
 
 /// Removes a value at a dotted path of the record.
 fn take(rec: &mut Map<String, Value>, path: &str) -> Option<Value> {
-    let mut parts: Vec<&str> = path.split('.').collect();
-    let last = parts.pop()?;
-    let mut cur = rec;
-    for p in parts {
-        cur = cur.get_mut(p)?.as_object_mut()?;
-    }
-    cur.remove(last).filter(|v| !v.is_null())
+    let v = match path.rsplit_once('.') {
+        None => rec.remove(path),
+        Some((parents, last)) => {
+            let mut parts = parents.split('.');
+            let mut cur = rec.get_mut(parts.next()?)?;
+            for p in parts {
+                cur = cur.get_mut(p)?;
+            }
+            cur.as_object_mut()?.remove(last)
+        }
+    };
+    v.filter(|v| !v.is_null())
 }
 
 /// Mustache `{{{field}}}` rendering of a value.
@@ -207,7 +174,7 @@ pub fn normalize_owned(
     record: Value,
     original: String,
     opts: &NormalizeOptions,
-) -> Result<Value, NormalizeError> {
+) -> Result<EcsDoc, NormalizeError> {
     let mut rec = match record {
         Value::Object(m) => m,
         other => return Err(NormalizeError::NotAnObject(kind(&other))),
@@ -250,7 +217,7 @@ pub fn normalize_owned(
 
     prune_map(&mut rec);
 
-    let mut doc = Doc(Map::new());
+    let mut doc = EcsDoc::new();
     doc.set("event.original", Value::String(original));
     if let Some(c) = &opts.event_created {
         doc.set("event.created", Value::String(c.clone()));
@@ -416,20 +383,22 @@ pub fn normalize_owned(
     let retain = opts.retain.as_deref();
     let keep_flattened = retain
         .is_none_or(|r| r.contains("all") || r.contains("flattened") || r.contains("minimal"));
-    if doc.get("aws").is_some_and(Value::is_object) || keep_flattened {
+    // The flattened objects are moved from the record once the pipeline has finished reading
+    // them (below); their places are held here so the document's key order is the pipeline's.
+    let mut flattened = [false; 4];
+    if doc.is_object("aws") || keep_flattened {
         if keep_flattened && !doc.has("aws.cloudtrail.flattened") {
-            doc.set("aws.cloudtrail.flattened", Value::Object(Map::new()));
+            doc.set_node("aws.cloudtrail.flattened", Node::Object(Vec::new()));
         }
-        for (i, (json_key, field)) in JSON_OBJECTS.iter().enumerate() {
+        for (i, (json_key, field, flat)) in JSON_OBJECTS.iter().enumerate() {
             let Some(s) = strings[i].take() else {
                 continue;
             };
             let short = s.encode_utf16().count() < 32766;
-            doc.set(&format!("aws.cloudtrail.{field}"), Value::String(s));
-            if keep_flattened && short {
-                if let Some(v) = rec.get(*json_key) {
-                    doc.set(&format!("aws.cloudtrail.flattened.{field}"), v.clone());
-                }
+            doc.set(field, Value::String(s));
+            if keep_flattened && short && rec.contains_key(*json_key) {
+                doc.set(flat, Value::Null);
+                flattened[i] = true;
             }
         }
     }
@@ -478,8 +447,7 @@ pub fn normalize_owned(
         }
     }
     let event_name = rec.get("eventName").and_then(Value::as_str);
-    if event_name == Some("ConsoleLogin") && doc.get("aws.cloudtrail").is_some_and(Value::is_object)
-    {
+    if event_name == Some("ConsoleLogin") && doc.is_object("aws.cloudtrail") {
         let mut aed = Map::new();
         if let Some(v) = lookup(&rec, "additionalEventData.MobileVersion") {
             aed.insert(
@@ -566,20 +534,32 @@ pub fn normalize_owned(
         "aws.cloudtrail.digest.s3_bucket",
     );
     for (k, f) in [
-        ("newestEventTime", "newest_event_time"),
-        ("oldestEventTime", "oldest_event_time"),
+        ("newestEventTime", "aws.cloudtrail.digest.newest_event_time"),
+        ("oldestEventTime", "aws.cloudtrail.digest.oldest_event_time"),
     ] {
         if let Some(d) = rec.get(k).and_then(es_date) {
-            doc.set(&format!("aws.cloudtrail.digest.{f}"), d);
+            doc.set(f, d);
         }
     }
     for (k, f) in [
-        ("previousDigestS3Bucket", "previous_s3_bucket"),
-        ("previousDigestHashAlgorithm", "previous_hash_algorithm"),
-        ("publicKeyFingerprint", "public_key_fingerprint"),
-        ("digestSignatureAlgorithm", "signature_algorithm"),
+        (
+            "previousDigestS3Bucket",
+            "aws.cloudtrail.digest.previous_s3_bucket",
+        ),
+        (
+            "previousDigestHashAlgorithm",
+            "aws.cloudtrail.digest.previous_hash_algorithm",
+        ),
+        (
+            "publicKeyFingerprint",
+            "aws.cloudtrail.digest.public_key_fingerprint",
+        ),
+        (
+            "digestSignatureAlgorithm",
+            "aws.cloudtrail.digest.signature_algorithm",
+        ),
     ] {
-        doc.rename(take(&mut rec, k), &format!("aws.cloudtrail.digest.{f}"));
+        doc.rename(take(&mut rec, k), f);
     }
 
     for (p, f) in [
@@ -593,13 +573,20 @@ pub fn normalize_owned(
             doc.set(f, v.clone());
         }
     }
-    let digest = doc
-        .slot("aws.cloudtrail")
-        .and_then(Value::as_object_mut)
-        .and_then(|m| m.remove("digest"));
+    // Nothing reads the record's four objects from here on: move them into their places.
+    for (i, (json_key, _, flat)) in JSON_OBJECTS.iter().enumerate() {
+        if flattened[i] {
+            if let Some(v) = rec.remove(*json_key) {
+                doc.set(flat, v);
+            } else {
+                doc.remove(flat);
+            }
+        }
+    }
+    let digest = doc.remove("aws.cloudtrail.digest");
     let insight = take(&mut rec, "insightDetails");
     if keep_flattened {
-        doc.rename(digest, "aws.cloudtrail.flattened.digest");
+        doc.rename_node(digest, "aws.cloudtrail.flattened.digest");
         doc.rename(insight, "aws.cloudtrail.flattened.insight_details");
     }
 
@@ -644,16 +631,18 @@ pub fn normalize_owned(
         retain_minimal(&mut doc);
     }
     if retain.is_some_and(|r| !matches!(r, "" | "all" | "keyword" | "minimal")) {
-        if let Some(Value::Object(ct)) = doc.slot("aws.cloudtrail") {
-            ct.remove("response_elements");
-            ct.remove("request_parameters");
-            ct.remove("additional_eventdata");
+        for f in [
+            "aws.cloudtrail.response_elements",
+            "aws.cloudtrail.request_parameters",
+            "aws.cloudtrail.additional_eventdata",
+        ] {
+            doc.remove(f);
         }
     }
     if !tags.is_empty() {
-        doc.0.insert("tags".into(), Value::Array(tags));
+        doc.set("tags", Value::Array(tags));
     }
-    remove_empty_map(&mut doc.0);
+    doc.retain_values(&mut |v| !remove_empty(v));
     if opts.data_stream {
         doc.set("event.dataset", Value::String("aws.cloudtrail".into()));
         doc.set("event.module", Value::String("aws".into()));
@@ -664,15 +653,31 @@ pub fn normalize_owned(
         );
         doc.set("data_stream.namespace", Value::String("default".into()));
     }
-    Ok(Value::Object(doc.0))
+    Ok(doc)
 }
 
-/// `(json key, aws.cloudtrail field)` of the objects rendered with `toString()`.
-const JSON_OBJECTS: [(&str, &str); 4] = [
-    ("requestParameters", "request_parameters"),
-    ("responseElements", "response_elements"),
-    ("additionalEventData", "additional_eventdata"),
-    ("serviceEventDetails", "service_event_details"),
+/// `(json key, toString() field, flattened field)` of the objects rendered with `toString()`.
+const JSON_OBJECTS: [(&str, &str, &str); 4] = [
+    (
+        "requestParameters",
+        "aws.cloudtrail.request_parameters",
+        "aws.cloudtrail.flattened.request_parameters",
+    ),
+    (
+        "responseElements",
+        "aws.cloudtrail.response_elements",
+        "aws.cloudtrail.flattened.response_elements",
+    ),
+    (
+        "additionalEventData",
+        "aws.cloudtrail.additional_eventdata",
+        "aws.cloudtrail.flattened.additional_eventdata",
+    ),
+    (
+        "serviceEventDetails",
+        "aws.cloudtrail.service_event_details",
+        "aws.cloudtrail.flattened.service_event_details",
+    ),
 ];
 
 /// Fields kept under `aws.cloudtrail.flattened` with `retain: minimal`.
@@ -688,17 +693,17 @@ const REQUIRED_FLATTENED_FIELDS: &[&str] = &[
     "request_parameters.x-amz-server-side-encryption-customer-algorithm",
 ];
 
-fn retain_minimal(doc: &mut Doc) {
+fn retain_minimal(doc: &mut EcsDoc) {
     if !doc.has("aws.cloudtrail.flattened") {
         return;
     }
-    let mut kept = Doc(Map::new());
+    let mut kept = EcsDoc::new();
     for f in REQUIRED_FLATTENED_FIELDS {
         if let Some(v) = doc.get(&format!("aws.cloudtrail.flattened.{f}")) {
             kept.set(f, v.clone());
         }
     }
-    doc.set("aws.cloudtrail.flattened", Value::Object(kept.0));
+    doc.set_node("aws.cloudtrail.flattened", kept.0);
 }
 
 /// `additionalEventData.toString()` after the `UserName` key was renamed away.

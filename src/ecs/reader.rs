@@ -21,12 +21,13 @@ use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 use serde_json::Value;
 
+use super::doc::EcsDoc;
 use super::normalize::{normalize_owned, NormalizeOptions};
 
 /// One ECS document and where it came from.
 #[derive(Debug, Clone)]
 pub struct Document {
-    pub doc: Value,
+    pub doc: EcsDoc,
     pub file: PathBuf,
     /// 1-based record number within the file.
     pub record: usize,
@@ -256,7 +257,7 @@ impl RecordSink<'_> {
         if let Value::Object(m) = &v {
             if !super::normalize::is_cloudtrail(m) && m.contains_key("@timestamp") {
                 // Already ECS: passed through.
-                return self.emit(v);
+                return self.emit(EcsDoc::from_value(v));
             }
         }
         // Pretty-printed input: keep the record compact in `event.original`, as a shipper would.
@@ -271,7 +272,7 @@ impl RecordSink<'_> {
         }
     }
 
-    fn emit(&mut self, doc: Value) {
+    fn emit(&mut self, doc: EcsDoc) {
         (self.on_doc)(Document {
             doc,
             file: self.path.to_path_buf(),

@@ -187,7 +187,7 @@ pub async fn ingest(
         let mut docs = Vec::with_capacity(records.len());
         for raw in &records {
             match crate::ecs::normalize_str(raw, &opts) {
-                Ok(d) => docs.push(d),
+                Ok(d) => docs.push(d.into_value()),
                 Err(e) => {
                     totals.skipped += 1;
                     tracing::debug!(file = %file.display(), error = %e, "record skipped");

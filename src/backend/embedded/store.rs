@@ -11,6 +11,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::backend::TimeField;
+use crate::ecs::EcsDoc;
 
 /// The index name documents of the embedded store belong to (the aws integration's data
 /// stream), so rule index patterns such as `logs-aws*` select them and alert ancestors name it.
@@ -61,6 +62,35 @@ impl StoreBuilder {
         let raw = source.to_string().into_boxed_str();
         self.docs.push(StoredDoc { ts, id, raw });
         None
+    }
+
+    /// Adds a document straight from the normaliser (serialised once, never built as a
+    /// `Value`); false when it has no usable `@timestamp`.
+    pub fn push_doc(&mut self, doc: &EcsDoc) -> bool {
+        let Some(ts) = doc.get("@timestamp").and_then(date_millis) else {
+            return false;
+        };
+        let raw = doc.to_json();
+        let id = match doc.as_value() {
+            // Already-ECS documents may use dotted keys.
+            Some(v) => doc_id(v),
+            None => {
+                let mut ids = Vec::new();
+                if let Some(v) = doc.get("event.id") {
+                    push_leaves(v, &mut ids);
+                }
+                match ids.first() {
+                    Some(Value::String(s)) => s.clone(),
+                    _ => hash_id(&raw),
+                }
+            }
+        };
+        self.docs.push(StoredDoc {
+            ts,
+            id,
+            raw: raw.into_boxed_str(),
+        });
+        true
     }
 
     /// Documents added so far.
@@ -138,8 +168,13 @@ fn doc_id(source: &Value) -> String {
     if let Some(Value::String(s)) = ids.first() {
         return s.clone();
     }
+    hash_id(&source.to_string())
+}
+
+/// The id of a document without `event.id`: a hash of its compact JSON.
+fn hash_id(json: &str) -> String {
     let mut h = Sha256::new();
-    h.update(source.to_string().as_bytes());
+    h.update(json.as_bytes());
     hex::encode(&h.finalize()[..16])
 }
 
