@@ -290,7 +290,8 @@ fn pipeline_tests_match_expected_output() {
 
 #[test]
 fn java_doubles_in_request_parameters() {
-    let v: Value = serde_json::from_str(r#"{"a": 1e10, "b": 2, "c": 0.5}"#).unwrap();
+    let v: detectd::ecs::json::Json =
+        serde_json::from_str(r#"{"a": 1e10, "b": 2, "c": 0.5}"#).unwrap();
     let s = javamap::java_to_string(&v);
     assert!(
         s.contains("a=1.0E10") && s.contains("b=2") && s.contains("c=0.5"),

@@ -14,13 +14,15 @@ use std::borrow::Cow;
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value};
 
+use super::json::Json;
+
 /// An object's or a leaf's place in the tree.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Node {
     /// An object built by the normaliser, keys in insertion order.
     Object(Vec<(Cow<'static, str>, Node)>),
     /// A parsed value (a leaf of the record, or a whole object moved from it).
-    Value(Value),
+    Leaf(Json),
 }
 
 impl Node {
@@ -31,23 +33,20 @@ impl Node {
     fn child(&self, key: &str) -> Option<&Node> {
         match self {
             Node::Object(entries) => entries.iter().find(|(k, _)| k == key).map(|(_, n)| n),
-            Node::Value(_) => None,
+            Node::Leaf(_) => None,
         }
     }
 
     fn child_mut(&mut self, key: &str) -> Option<&mut Node> {
         match self {
-            Node::Object(entries) => entries
-                .iter_mut()
-                .find(|(k, _)| k == key)
-                .map(|(_, n)| n),
-            Node::Value(_) => None,
+            Node::Object(entries) => entries.iter_mut().find(|(k, _)| k == key).map(|(_, n)| n),
+            Node::Leaf(_) => None,
         }
     }
 
     fn into_value(self) -> Value {
         match self {
-            Node::Value(v) => v,
+            Node::Leaf(v) => v.into_value(),
             Node::Object(entries) => {
                 let mut m = Map::with_capacity(entries.len());
                 for (k, n) in entries {
@@ -60,7 +59,7 @@ impl Node {
 
     fn to_value(&self) -> Value {
         match self {
-            Node::Value(v) => v.clone(),
+            Node::Leaf(v) => v.to_value(),
             Node::Object(entries) => Value::Object(
                 entries
                     .iter()
@@ -74,7 +73,7 @@ impl Node {
 impl Serialize for Node {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
-            Node::Value(v) => v.serialize(s),
+            Node::Leaf(v) => v.serialize(s),
             Node::Object(entries) => {
                 let mut m = s.serialize_map(Some(entries.len()))?;
                 for (k, n) in entries {
@@ -89,7 +88,7 @@ impl Serialize for Node {
 /// The result of a path lookup.
 enum Found<'a> {
     Object,
-    Value(&'a Value),
+    Value(&'a Json),
 }
 
 /// One ECS document: what the normaliser produced, or an already-ECS document read as is.
@@ -98,14 +97,14 @@ pub struct EcsDoc(pub(crate) Node);
 
 impl EcsDoc {
     /// A document that was already ECS (passed through unchanged).
-    pub fn from_value(v: Value) -> EcsDoc {
-        EcsDoc(Node::Value(v))
+    pub fn from_json(v: Json) -> EcsDoc {
+        EcsDoc(Node::Leaf(v))
     }
 
     /// The document when it was read as a whole `Value` (already ECS), not built here.
-    pub fn as_value(&self) -> Option<&Value> {
+    pub fn as_json(&self) -> Option<&Json> {
         match &self.0 {
-            Node::Value(v) => Some(v),
+            Node::Leaf(v) => Some(v),
             Node::Object(_) => None,
         }
     }
@@ -122,7 +121,7 @@ impl EcsDoc {
         while let Some(p) = parts.next() {
             match node {
                 Node::Object(_) => node = node.child(p)?,
-                Node::Value(v) => {
+                Node::Leaf(v) => {
                     let mut cur = v.get(p)?;
                     for p in parts.by_ref() {
                         cur = cur.get(p)?;
@@ -132,14 +131,14 @@ impl EcsDoc {
             }
         }
         Some(match node {
-            Node::Value(v) => Found::Value(v),
+            Node::Leaf(v) => Found::Value(v),
             Node::Object(_) => Found::Object,
         })
     }
 
     /// The non-null value at a dotted path (objects the normaliser built are not values; use
     /// [`is_object`](Self::is_object) for them).
-    pub fn get(&self, path: &str) -> Option<&Value> {
+    pub fn get(&self, path: &str) -> Option<&Json> {
         match self.find(path)? {
             Found::Value(v) if !v.is_null() => Some(v),
             _ => None,
@@ -165,21 +164,21 @@ impl EcsDoc {
     }
 
     /// The parsed value at a path, mutable (not through objects that are values themselves).
-    pub(crate) fn value_mut(&mut self, path: &str) -> Option<&mut Value> {
+    pub(crate) fn value_mut(&mut self, path: &str) -> Option<&mut Json> {
         let mut node = &mut self.0;
         for p in path.split('.') {
             node = node.child_mut(p)?;
         }
         match node {
-            Node::Value(v) => Some(v),
+            Node::Leaf(v) => Some(v),
             Node::Object(_) => None,
         }
     }
 
     /// Sets (overwriting, in place) a dotted field, creating parent objects. Returns false when
     /// a parent is a value rather than an object (the processor would fail).
-    pub(crate) fn set(&mut self, path: &'static str, v: Value) -> bool {
-        self.set_node(path, Node::Value(v))
+    pub(crate) fn set(&mut self, path: &'static str, v: Json) -> bool {
+        self.set_node(path, Node::Leaf(v))
     }
 
     pub(crate) fn set_node(&mut self, path: &'static str, new: Node) -> bool {
@@ -218,7 +217,7 @@ impl EcsDoc {
         };
         match entries.iter_mut().find(|(k, _)| k == last) {
             Some((_, slot)) => {
-                if !overwrite && !matches!(slot, Node::Value(Value::Null)) {
+                if !overwrite && !matches!(slot, Node::Leaf(Json::Null)) {
                     return false;
                 }
                 *slot = new;
@@ -251,10 +250,10 @@ impl EcsDoc {
 
     /// Drops what `keep` rejects, bottom up: `keep` sees every parsed value; objects left empty
     /// are dropped too.
-    pub(crate) fn retain_values(&mut self, keep: &mut dyn FnMut(&mut Value) -> bool) {
-        fn walk(n: &mut Node, keep: &mut dyn FnMut(&mut Value) -> bool) -> bool {
+    pub(crate) fn retain_values(&mut self, keep: &mut dyn FnMut(&mut Json) -> bool) {
+        fn walk(n: &mut Node, keep: &mut dyn FnMut(&mut Json) -> bool) -> bool {
             match n {
-                Node::Value(v) => keep(v),
+                Node::Leaf(v) => keep(v),
                 Node::Object(entries) => {
                     entries.retain_mut(|(_, c)| walk(c, keep));
                     !entries.is_empty()
@@ -301,46 +300,55 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    macro_rules! j {
+        ($($t:tt)+) => {
+            crate::ecs::json::Json::from(json!($($t)+))
+        };
+    }
+
     #[test]
     fn set_builds_objects_in_order_and_overwrites_in_place() {
         let mut d = EcsDoc::new();
-        assert!(d.set("event.action", json!("A")));
-        assert!(d.set("user.name", json!("u")));
-        assert!(d.set("event.kind", json!("event")));
-        assert!(d.set("event.action", json!("B")));
+        assert!(d.set("event.action", j!("A")));
+        assert!(d.set("user.name", j!("u")));
+        assert!(d.set("event.kind", j!("event")));
+        assert!(d.set("event.action", j!("B")));
         assert_eq!(
             d.to_json(),
             r#"{"event":{"action":"B","kind":"event"},"user":{"name":"u"}}"#
         );
         // A parent that is a value is not an object: the set fails and changes nothing.
-        assert!(!d.set("user.name.first", json!("x")));
-        assert_eq!(d.get("user.name"), Some(&json!("u")));
+        assert!(!d.set("user.name.first", j!("x")));
+        assert_eq!(d.get("user.name"), Some(&j!("u")));
     }
 
     #[test]
     fn get_descends_into_parsed_values_and_skips_null() {
         let mut d = EcsDoc::new();
-        d.set("aws.flat", json!({"a": {"b": 1}, "n": null}));
-        assert_eq!(d.get("aws.flat.a.b"), Some(&json!(1)));
+        d.set("aws.flat", j!({"a": {"b": 1}, "n": null}));
+        assert_eq!(d.get("aws.flat.a.b"), Some(&j!(1)));
         assert_eq!(d.get("aws.flat.n"), None);
         assert!(d.is_object("aws"));
         assert!(d.is_object("aws.flat.a"));
         assert!(!d.has("aws.flat.n"));
         assert!(d.has("aws"));
-        assert_eq!(d.to_value(), json!({"aws": {"flat": {"a": {"b": 1}, "n": null}}}));
+        assert_eq!(
+            d.to_value(),
+            json!({"aws": {"flat": {"a": {"b": 1}, "n": null}}})
+        );
         assert_eq!(d.clone().into_value(), d.to_value());
     }
 
     #[test]
     fn remove_and_retain() {
         let mut d = EcsDoc::new();
-        d.set("a.b", json!(""));
-        d.set("a.c", json!(1));
-        d.set("x.y", json!(null));
-        assert!(matches!(d.remove("a.c"), Some(Node::Value(v)) if v == json!(1)));
-        d.retain_values(&mut |v| !(v.is_null() || v == &json!("")));
+        d.set("a.b", j!(""));
+        d.set("a.c", j!(1));
+        d.set("x.y", j!(null));
+        assert!(matches!(d.remove("a.c"), Some(Node::Leaf(v)) if v == j!(1)));
+        d.retain_values(&mut |v| !(v.is_null() || v == &j!("")));
         assert_eq!(d.to_json(), "{}");
-        let passthrough = EcsDoc::from_value(json!({"@timestamp": "t"}));
-        assert_eq!(passthrough.get("@timestamp"), Some(&json!("t")));
+        let passthrough = EcsDoc::from_json(j!({"@timestamp": "t"}));
+        assert_eq!(passthrough.get("@timestamp"), Some(&j!("t")));
     }
 }

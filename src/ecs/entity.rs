@@ -9,7 +9,7 @@
 use std::cmp::Ordering;
 use std::collections::BTreeSet;
 
-use serde_json::{Map, Value};
+use super::json::{Json, Obj};
 
 /// A string ordered like Java's `String.compareTo` (UTF-16 code units).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,7 +93,7 @@ const SERVICE_ID_PREFIXES: &[&str] = &[
 const USER_IDENTITY_TYPES: &[&str] = &["IAMUser", "Root", "AssumedRole"];
 
 /// `$("json.a.b", null)`: the value at a dotted path of the (pruned) record.
-pub fn lookup<'a>(rec: &'a Map<String, Value>, path: &str) -> Option<&'a Value> {
+pub fn lookup<'a>(rec: &'a Obj, path: &str) -> Option<&'a Json> {
     let mut parts = path.split('.');
     let mut cur = rec.get(parts.next()?)?;
     for p in parts {
@@ -106,10 +106,10 @@ pub fn lookup<'a>(rec: &'a Map<String, Value>, path: &str) -> Option<&'a Value> 
     }
 }
 
-fn as_string(v: Option<&Value>) -> Result<Option<&str>, ScriptFailure> {
+fn as_string(v: Option<&Json>) -> Result<Option<&str>, ScriptFailure> {
     match v {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
+        None | Some(Json::Null) => Ok(None),
+        Some(Json::String(s)) => Ok(Some(s)),
         Some(other) => Err(ScriptFailure(format!(
             "class_cast_exception: cannot cast {} to java.lang.String",
             type_name(other)
@@ -117,13 +117,13 @@ fn as_string(v: Option<&Value>) -> Result<Option<&str>, ScriptFailure> {
     }
 }
 
-fn type_name(v: &Value) -> &'static str {
+fn type_name(v: &Json) -> &'static str {
     match v {
-        Value::Bool(_) => "java.lang.Boolean",
-        Value::Number(n) if n.is_f64() => "java.lang.Double",
-        Value::Number(_) => "java.lang.Integer",
-        Value::Array(_) => "java.util.ArrayList",
-        Value::Object(_) => "java.util.HashMap",
+        Json::Bool(_) => "java.lang.Boolean",
+        Json::Number(n) if n.is_f64() => "java.lang.Double",
+        Json::Number(_) => "java.lang.Integer",
+        Json::Array(_) => "java.util.ArrayList",
+        Json::Object(_) => "java.util.HashMap",
         _ => "java.lang.Object",
     }
 }
@@ -135,16 +135,12 @@ fn add_value(set: &mut Set, v: Option<&str>) -> bool {
     }
 }
 
-fn add_field(set: &mut Set, rec: &Map<String, Value>, path: &str) -> Result<(), ScriptFailure> {
+fn add_field(set: &mut Set, rec: &Obj, path: &str) -> Result<(), ScriptFailure> {
     add_value(set, as_string(lookup(rec, path))?);
     Ok(())
 }
 
-fn add_fields(
-    set: &mut Set,
-    rec: &Map<String, Value>,
-    paths: &[&str],
-) -> Result<(), ScriptFailure> {
+fn add_fields(set: &mut Set, rec: &Obj, paths: &[&str]) -> Result<(), ScriptFailure> {
     for p in paths {
         add_field(set, rec, p)?;
     }
@@ -152,7 +148,7 @@ fn add_fields(
 }
 
 /// `addValues`: every element is cast to `String`; adding stops after the first `false`.
-fn add_values(set: &mut Set, values: &[Option<&Value>]) -> Result<(), ScriptFailure> {
+fn add_values(set: &mut Set, values: &[Option<&Json>]) -> Result<(), ScriptFailure> {
     let mut added_all = true;
     for v in values {
         let s = as_string(*v)?;
@@ -161,10 +157,10 @@ fn add_values(set: &mut Set, values: &[Option<&Value>]) -> Result<(), ScriptFail
     Ok(())
 }
 
-fn items<'a>(rec: &'a Map<String, Value>, path: &str) -> Result<Vec<&'a Value>, ScriptFailure> {
+fn items<'a>(rec: &'a Obj, path: &str) -> Result<Vec<&'a Json>, ScriptFailure> {
     match lookup(rec, path) {
         None => Ok(Vec::new()),
-        Some(Value::Array(a)) => Ok(a.iter().collect()),
+        Some(Json::Array(a)) => Ok(a.iter().collect()),
         Some(other) => Err(ScriptFailure(format!(
             "class_cast_exception: cannot cast {} to java.util.List",
             type_name(other)
@@ -173,13 +169,13 @@ fn items<'a>(rec: &'a Map<String, Value>, path: &str) -> Result<Vec<&'a Value>, 
 }
 
 /// `i.field` on a list element (null when the element is not a map or lacks the key).
-fn member<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
+fn member<'a>(v: &'a Json, key: &str) -> Option<&'a Json> {
     v.as_object()
         .and_then(|m| m.get(key))
         .filter(|x| !x.is_null())
 }
 
-fn path<'a>(v: &'a Value, keys: &[&str]) -> Option<&'a Value> {
+fn path<'a>(v: &'a Json, keys: &[&str]) -> Option<&'a Json> {
     let mut cur = v;
     for k in keys {
         cur = member(cur, k)?;
@@ -187,7 +183,7 @@ fn path<'a>(v: &'a Value, keys: &[&str]) -> Option<&'a Value> {
     Some(cur)
 }
 
-fn add_resource_arns(set: &mut Set, rec: &Map<String, Value>) -> Result<(), ScriptFailure> {
+fn add_resource_arns(set: &mut Set, rec: &Obj) -> Result<(), ScriptFailure> {
     for r in items(rec, "resources")? {
         add_value(set, as_string(member(r, "ARN"))?);
     }
@@ -195,7 +191,7 @@ fn add_resource_arns(set: &mut Set, rec: &Map<String, Value>) -> Result<(), Scri
 }
 
 /// Runs the script over the pruned record (`json` = `rec`).
-pub fn entity_fields(rec: &Map<String, Value>) -> Result<EntityFields, ScriptFailure> {
+pub fn entity_fields(rec: &Obj) -> Result<EntityFields, ScriptFailure> {
     let mut related = Set::new();
     let mut target = Set::new();
     let mut actor: Option<String> = as_string(lookup(rec, "userIdentity.arn"))
@@ -220,7 +216,7 @@ pub fn entity_fields(rec: &Map<String, Value>) -> Result<EntityFields, ScriptFai
             "userIdentity.sessionContext.sessionIssuer.userName",
         ],
     )?;
-    let user_type = lookup(rec, "userIdentity.type").and_then(Value::as_str);
+    let user_type = lookup(rec, "userIdentity.type").and_then(Json::as_str);
     if user_type == Some("IdentityCenterUser") {
         add_field(
             &mut related,
@@ -231,10 +227,10 @@ pub fn entity_fields(rec: &Map<String, Value>) -> Result<EntityFields, ScriptFai
     add_resource_arns(&mut related, rec)?;
 
     let source = lookup(rec, "eventSource")
-        .and_then(Value::as_str)
+        .and_then(Json::as_str)
         .unwrap_or("");
     let name = lookup(rec, "eventName")
-        .and_then(Value::as_str)
+        .and_then(Json::as_str)
         .unwrap_or("");
     enrich(
         rec,
@@ -349,7 +345,7 @@ pub fn entity_fields(rec: &Map<String, Value>) -> Result<EntityFields, ScriptFai
 // One arm per `enrichX` function of the script, kept in its shape so the two can be compared.
 #[allow(clippy::too_many_lines, clippy::collapsible_match)]
 fn enrich(
-    rec: &Map<String, Value>,
+    rec: &Obj,
     source: &str,
     name: &str,
     user_type: Option<&str>,
@@ -623,14 +619,14 @@ fn enrich(
                 add_field(target, rec, "requestParameters.sessionId")?
             }
             "SendCommand" => {
-                let mut ids: Vec<Option<&Value>> = items(rec, "requestParameters.instanceIds")?
+                let mut ids: Vec<Option<&Json>> = items(rec, "requestParameters.instanceIds")?
                     .into_iter()
                     .map(Some)
                     .collect();
                 if ids.is_empty() {
                     for t in items(rec, "requestParameters.targets")? {
                         match member(t, "values") {
-                            Some(Value::Array(a)) => ids.extend(a.iter().map(Some)),
+                            Some(Json::Array(a)) => ids.extend(a.iter().map(Some)),
                             _ => {
                                 return Err(ScriptFailure(
                                     "null_pointer_exception: target.values".to_string(),
@@ -639,7 +635,7 @@ fn enrich(
                         }
                     }
                 }
-                if ids.len() == 1 && ids[0].and_then(Value::as_str) == Some("*") {
+                if ids.len() == 1 && ids[0].and_then(Json::as_str) == Some("*") {
                     ids = vec![lookup(rec, account)];
                 }
                 add_values(target, &ids)?;
@@ -660,7 +656,7 @@ fn enrich(
                     "responseElements.accessKeyId",
                 ],
             )?;
-            let string_at = |p: &str| lookup(rec, p).and_then(Value::as_str).map(str::to_string);
+            let string_at = |p: &str| lookup(rec, p).and_then(Json::as_str).map(str::to_string);
             match name {
                 "AssumeRole" => {
                     *actor = match user_type {
@@ -715,7 +711,7 @@ fn enrich(
 }
 
 fn enrich_ec2(
-    rec: &Map<String, Value>,
+    rec: &Obj,
     name: &str,
     related: &mut Set,
     target: &mut Set,
@@ -772,7 +768,7 @@ fn enrich_ec2(
                 path(inst, &["iamInstanceProfile", "arn"]),
             ],
         )?;
-        let Some(Value::Array(nets)) = path(inst, &["networkInterfaceSet", "items"]) else {
+        let Some(Json::Array(nets)) = path(inst, &["networkInterfaceSet", "items"]) else {
             continue;
         };
         for n in nets {
@@ -784,7 +780,7 @@ fn enrich_ec2(
                     member(n, "subnetId"),
                 ],
             )?;
-            if let Some(Value::Array(groups)) = path(n, &["groupSet", "items"]) {
+            if let Some(Json::Array(groups)) = path(n, &["groupSet", "items"]) {
                 for g in groups {
                     add_value(related, as_string(member(g, "groupId"))?);
                 }
@@ -815,7 +811,7 @@ fn enrich_ec2(
             add_field(target, rec, "requestParameters.networkAclId")?;
             if let Some(n) = lookup(rec, "requestParameters.ruleNumber") {
                 let s = match n {
-                    Value::String(s) => s.clone(),
+                    Json::String(s) => s.clone(),
                     other => super::javamap::java_to_string(other),
                 };
                 add_value(target, Some(&s));

@@ -9,25 +9,25 @@
 //! `HashMap`). Iteration walks buckets in order, entries of one bucket in insertion order (a resize
 //! split keeps relative order).
 
-use serde_json::{Map, Value};
+use super::json::{Json, Obj};
 
 /// Whether the pipeline's first `remove-nulls` script removes this value: null, `""`, `"-"`,
 /// `"none"`, or a map/list left empty once its own removable children are gone.
-pub fn is_removed(v: &Value) -> bool {
+pub fn is_removed(v: &Json) -> bool {
     match v {
-        Value::Null => true,
-        Value::String(s) => s.is_empty() || s == "-" || s == "none",
-        Value::Object(m) => m.values().all(is_removed),
-        Value::Array(a) => a.iter().all(is_removed),
+        Json::Null => true,
+        Json::String(s) => s.is_empty() || s == "-" || s == "none",
+        Json::Object(m) => m.values().all(is_removed),
+        Json::Array(a) => a.iter().all(is_removed),
         _ => false,
     }
 }
 
 /// Removes in place what [`is_removed`] says the script removes (children first).
-pub fn prune(v: &mut Value) {
+pub fn prune(v: &mut Json) {
     match v {
-        Value::Object(m) => prune_map(m),
-        Value::Array(a) => {
+        Json::Object(m) => prune_map(m),
+        Json::Array(a) => {
             for x in a.iter_mut() {
                 prune(x);
             }
@@ -38,19 +38,19 @@ pub fn prune(v: &mut Value) {
 }
 
 /// Prunes the values of a map in place.
-pub fn prune_map(m: &mut Map<String, Value>) {
+pub fn prune_map(m: &mut Obj) {
     for x in m.values_mut() {
         prune(x);
     }
     m.retain(|_, x| !removable_after_prune(x));
 }
 
-fn removable_after_prune(v: &Value) -> bool {
+fn removable_after_prune(v: &Json) -> bool {
     match v {
-        Value::Null => true,
-        Value::String(s) => s.is_empty() || s == "-" || s == "none",
-        Value::Object(m) => m.is_empty(),
-        Value::Array(a) => a.is_empty(),
+        Json::Null => true,
+        Json::String(s) => s.is_empty() || s == "-" || s == "none",
+        Json::Object(m) => m.is_empty(),
+        Json::Array(a) => a.is_empty(),
         _ => false,
     }
 }
@@ -80,9 +80,9 @@ fn bucket(key: &str, cap: usize) -> usize {
 
 /// The keys of `m` that survive pruning, in Java `HashMap` iteration order for a map that was
 /// filled with all of `m`'s keys (in `m`'s order) and then pruned.
-pub fn java_key_order(m: &Map<String, Value>) -> Vec<(&String, &Value)> {
+pub fn java_key_order(m: &Obj) -> Vec<(&String, &Json)> {
     let cap = capacity_for(m.len());
-    let mut entries: Vec<(usize, &String, &Value)> = m
+    let mut entries: Vec<(usize, &String, &Json)> = m
         .iter()
         .filter(|(_, v)| !is_removed(v))
         .map(|(k, v)| (bucket(k, cap), k, v))
@@ -93,19 +93,19 @@ pub fn java_key_order(m: &Map<String, Value>) -> Vec<(&String, &Value)> {
 }
 
 /// `value.toString()` in Java for the value the JSON processor built from `v`, after pruning.
-pub fn java_to_string(v: &Value) -> String {
+pub fn java_to_string(v: &Json) -> String {
     let mut out = String::new();
     write_value(&mut out, v);
     out
 }
 
-fn write_value(out: &mut String, v: &Value) {
+fn write_value(out: &mut String, v: &Json) {
     match v {
-        Value::Null => out.push_str("null"),
-        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::Number(n) => write_number(out, n),
-        Value::String(s) => out.push_str(s),
-        Value::Array(a) => {
+        Json::Null => out.push_str("null"),
+        Json::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Json::Number(n) => write_number(out, n),
+        Json::String(s) => out.push_str(s),
+        Json::Array(a) => {
             out.push('[');
             let mut first = true;
             for x in a.iter().filter(|x| !is_removed(x)) {
@@ -117,7 +117,7 @@ fn write_value(out: &mut String, v: &Value) {
             }
             out.push(']');
         }
-        Value::Object(m) => {
+        Json::Object(m) => {
             out.push('{');
             let mut first = true;
             for (k, x) in java_key_order(m) {
@@ -195,6 +195,12 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    macro_rules! j {
+        ($($t:tt)+) => {
+            crate::ecs::json::Json::from(json!($($t)+))
+        };
+    }
+
     #[test]
     fn doubles_render_like_java() {
         assert_eq!(java_double_to_string(1.0), "1.0");
@@ -216,8 +222,7 @@ mod tests {
 
     #[test]
     fn pruned_values_are_left_out_but_still_count_for_capacity() {
-        let v =
-            json!({"a": null, "b": "-", "c": {"d": "none"}, "e": [""], "f": 1.0, "g": [1, "x"]});
+        let v = j!({"a": null, "b": "-", "c": {"d": "none"}, "e": [""], "f": 1.0, "g": [1, "x"]});
         assert_eq!(java_to_string(&v), "{f=1.0, g=[1, x]}");
     }
 }

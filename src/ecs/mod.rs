@@ -4,6 +4,7 @@ pub mod categories;
 pub mod doc;
 pub mod entity;
 pub mod javamap;
+pub mod json;
 pub mod normalize;
 pub mod reader;
 

@@ -7,8 +7,8 @@
 
 use std::net::IpAddr;
 
+use super::json::{Json, Obj};
 use chrono::{DateTime, NaiveDate, NaiveDateTime, SecondsFormat, Utc};
-use serde_json::{Map, Value};
 
 use super::categories;
 use super::doc::{EcsDoc, Node};
@@ -55,14 +55,14 @@ impl Default for NormalizeOptions {
 
 /// Normalises one raw record given as text (the text is kept as `event.original`).
 pub fn normalize_str(raw: &str, opts: &NormalizeOptions) -> Result<EcsDoc, NormalizeError> {
-    let v: Value = serde_json::from_str(raw).map_err(|e| NormalizeError::Json(e.to_string()))?;
+    let v: Json = serde_json::from_str(raw).map_err(|e| NormalizeError::Json(e.to_string()))?;
     normalize_owned(v, raw.to_string(), opts)
 }
 
 /// Normalises one raw record with the default options (`event.original` is its JSON text).
-pub fn normalize(record: &Value) -> Result<Value, NormalizeError> {
+pub fn normalize(record: &serde_json::Value) -> Result<serde_json::Value, NormalizeError> {
     normalize_owned(
-        record.clone(),
+        Json::from(record.clone()),
         record.to_string(),
         &NormalizeOptions::default(),
     )
@@ -70,33 +70,33 @@ pub fn normalize(record: &Value) -> Result<Value, NormalizeError> {
 }
 
 /// Whether a parsed JSON object looks like a raw CloudTrail record (or digest).
-pub fn is_cloudtrail(m: &Map<String, Value>) -> bool {
+pub fn is_cloudtrail(m: &Obj) -> bool {
     m.contains_key("eventTime") || m.contains_key("digestEndTime")
 }
 
-fn kind(v: &Value) -> &'static str {
+fn kind(v: &Json) -> &'static str {
     match v {
-        Value::Null => "null",
-        Value::Bool(_) => "boolean",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
+        Json::Null => "null",
+        Json::Bool(_) => "boolean",
+        Json::Number(_) => "number",
+        Json::String(_) => "string",
+        Json::Array(_) => "array",
+        Json::Object(_) => "object",
     }
 }
 
 /// The pipeline's `rename` and `append` processors on the document under construction.
 trait Processors {
     /// `rename` with ignore_missing/ignore_failure: no-op when the target already exists.
-    fn rename(&mut self, v: Option<Value>, path: &'static str);
+    fn rename(&mut self, v: Option<Json>, path: &'static str);
     fn rename_node(&mut self, v: Option<Node>, path: &'static str);
     /// `append` with `allow_duplicates: false`.
     fn append_unique(&mut self, path: &'static str, s: String);
 }
 
 impl Processors for EcsDoc {
-    fn rename(&mut self, v: Option<Value>, path: &'static str) {
-        self.rename_node(v.map(Node::Value), path);
+    fn rename(&mut self, v: Option<Json>, path: &'static str) {
+        self.rename_node(v.map(Node::Leaf), path);
     }
 
     fn rename_node(&mut self, v: Option<Node>, path: &'static str) {
@@ -107,9 +107,9 @@ impl Processors for EcsDoc {
 
     fn append_unique(&mut self, path: &'static str, s: String) {
         match self.value_mut(path) {
-            Some(Value::Array(a)) => {
+            Some(Json::Array(a)) => {
                 if !a.iter().any(|x| x.as_str() == Some(s.as_str())) {
-                    a.push(Value::String(s));
+                    a.push(Json::String(s));
                 }
             }
             Some(other) => {
@@ -117,18 +117,18 @@ impl Processors for EcsDoc {
                 if old.as_str() == Some(s.as_str()) {
                     *other = old;
                 } else {
-                    *other = Value::Array(vec![old, Value::String(s)]);
+                    *other = Json::Array(vec![old, Json::String(s)]);
                 }
             }
             None => {
-                self.set(path, Value::Array(vec![Value::String(s)]));
+                self.set(path, Json::Array(vec![Json::String(s)]));
             }
         }
     }
 }
 
 /// Removes a value at a dotted path of the record.
-fn take(rec: &mut Map<String, Value>, path: &str) -> Option<Value> {
+fn take(rec: &mut Obj, path: &str) -> Option<Json> {
     let v = match path.rsplit_once('.') {
         None => rec.remove(path),
         Some((parents, last)) => {
@@ -144,15 +144,15 @@ fn take(rec: &mut Map<String, Value>, path: &str) -> Option<Value> {
 }
 
 /// Mustache `{{{field}}}` rendering of a value.
-fn template(v: &Value) -> String {
+fn template(v: &Json) -> String {
     match v {
-        Value::String(s) => s.clone(),
+        Json::String(s) => s.clone(),
         other => java_to_string(other),
     }
 }
 
 /// The date processor (`ISO8601`, UTC, output `yyyy-MM-dd'T'HH:mm:ss.SSSXXX`).
-pub fn es_date(v: &Value) -> Option<Value> {
+pub fn es_date(v: &Json) -> Option<Json> {
     let s = v.as_str()?;
     let dt: DateTime<Utc> = if let Ok(d) = DateTime::parse_from_rfc3339(s) {
         d.with_timezone(&Utc)
@@ -163,7 +163,7 @@ pub fn es_date(v: &Value) -> Option<Value> {
     } else {
         return None;
     };
-    Some(Value::String(
+    Some(Json::String(
         dt.to_rfc3339_opts(SecondsFormat::Millis, true),
     ))
 }
@@ -171,18 +171,18 @@ pub fn es_date(v: &Value) -> Option<Value> {
 /// Does what the pipeline does to one parsed record; `original` becomes `event.original`.
 #[allow(clippy::too_many_lines)]
 pub fn normalize_owned(
-    record: Value,
+    record: Json,
     original: String,
     opts: &NormalizeOptions,
 ) -> Result<EcsDoc, NormalizeError> {
     let mut rec = match record {
-        Value::Object(m) => m,
+        Json::Object(m) => m,
         other => return Err(NormalizeError::NotAnObject(kind(&other))),
     };
     if !is_cloudtrail(&rec) {
         return Err(NormalizeError::NotCloudTrail);
     }
-    let present = |rec: &Map<String, Value>, p: &str| {
+    let present = |rec: &Obj, p: &str| {
         let mut parts = p.split('.');
         let mut cur = parts.next().and_then(|k| rec.get(k));
         for k in parts {
@@ -194,12 +194,12 @@ pub fn normalize_owned(
     let user_type_raw = rec
         .get("userIdentity")
         .and_then(|u| u.get("type"))
-        .and_then(Value::as_str)
+        .and_then(Json::as_str)
         .filter(|_| present(&rec, "userIdentity.type"));
     let assumed = matches!(user_type_raw, Some("AssumedRole") | Some("FederatedUser"));
     let user_name_set = present(&rec, "userIdentity.userName")
         || (assumed && present(&rec, "userIdentity.sessionContext.sessionIssuer.userName"));
-    let moves_aed_user = rec.get("eventName").and_then(Value::as_str) == Some("UserAuthentication")
+    let moves_aed_user = rec.get("eventName").and_then(Json::as_str) == Some("UserAuthentication")
         && !user_name_set
         && present(&rec, "additionalEventData.UserName");
 
@@ -218,12 +218,12 @@ pub fn normalize_owned(
     prune_map(&mut rec);
 
     let mut doc = EcsDoc::new();
-    doc.set("event.original", Value::String(original));
+    doc.set("event.original", Json::String(original));
     if let Some(c) = &opts.event_created {
-        doc.set("event.created", Value::String(c.clone()));
+        doc.set("event.created", Json::String(c.clone()));
     }
-    let mut tags: Vec<Value> = opts.tags.iter().map(|t| Value::String(t.clone())).collect();
-    doc.set("ecs.version", Value::String("8.11.0".to_string()));
+    let mut tags: Vec<Json> = opts.tags.iter().map(|t| Json::String(t.clone())).collect();
+    doc.set("ecs.version", Json::String("8.11.0".to_string()));
     if let Some(ts) = rec.get("eventTime").and_then(es_date) {
         doc.set("@timestamp", ts);
     }
@@ -233,19 +233,16 @@ pub fn normalize_owned(
         match entity::entity_fields(&rec) {
             Ok(fields) => {
                 for (f, vals) in fields {
-                    doc.set(
-                        f,
-                        Value::Array(vals.into_iter().map(Value::String).collect()),
-                    );
+                    doc.set(f, Json::Array(vals.into_iter().map(Json::String).collect()));
                 }
             }
             Err(e) => {
                 if !tags.iter().any(|t| t == "preserve_original_event") {
-                    tags.push(Value::String("preserve_original_event".to_string()));
+                    tags.push(Json::String("preserve_original_event".to_string()));
                 }
                 doc.set(
                     "error.message",
-                    Value::String(format!(
+                    Json::String(format!(
                         "Processor 'script'\nwith tag 'script_append_related_entity'\nfailed with message '{}'\n",
                         e.0
                     )),
@@ -294,7 +291,7 @@ pub fn normalize_owned(
     );
     let utype = doc
         .get("aws.cloudtrail.user_identity.type")
-        .and_then(Value::as_str)
+        .and_then(Json::as_str)
         .map(str::to_string);
     let assumed = matches!(
         utype.as_deref(),
@@ -318,11 +315,11 @@ pub fn normalize_owned(
     if assumed {
         let name = doc
             .get("aws.cloudtrail.user_identity.arn")
-            .and_then(Value::as_str)
+            .and_then(Json::as_str)
             .and_then(session_name_from_arn)
             .map(str::to_string);
         if let Some(n) = name {
-            doc.set("user.changes.name", Value::String(n));
+            doc.set("user.changes.name", Json::String(n));
         }
     }
     if utype.as_deref() == Some("IdentityCenterUser") && !doc.has("user.id") {
@@ -349,13 +346,13 @@ pub fn normalize_owned(
     );
     doc.rename(take(&mut rec, "eventSource"), "event.provider");
     if let Some(a) = rec.get("eventName").map(template).filter(|s| !s.is_empty()) {
-        doc.set("event.action", Value::String(a));
+        doc.set("event.action", Json::String(a));
     }
     doc.rename(
         take(&mut rec, "eventCategory"),
         "aws.cloudtrail.event_category",
     );
-    if doc.get("event.action").and_then(Value::as_str) == Some("UserAuthentication")
+    if doc.get("event.action").and_then(Json::as_str) == Some("UserAuthentication")
         && !doc.has("user.name")
     {
         doc.rename(take(&mut rec, "additionalEventData.UserName"), "user.name");
@@ -366,11 +363,11 @@ pub fn normalize_owned(
     doc.rename(take(&mut rec, "sourceIPAddress"), "source.address");
     if let Some(ip) = doc
         .get("source.address")
-        .and_then(Value::as_str)
+        .and_then(Json::as_str)
         .filter(|s| s.parse::<IpAddr>().is_ok())
         .map(str::to_string)
     {
-        doc.set("source.ip", Value::String(ip));
+        doc.set("source.ip", Json::String(ip));
     }
     doc.rename(take(&mut rec, "userAgent"), "user_agent.original");
     doc.rename(take(&mut rec, "errorCode"), "aws.cloudtrail.error_code");
@@ -395,9 +392,9 @@ pub fn normalize_owned(
                 continue;
             };
             let short = s.encode_utf16().count() < 32766;
-            doc.set(field, Value::String(s));
-            if keep_flattened && short && rec.contains_key(*json_key) {
-                doc.set(flat, Value::Null);
+            doc.set(field, Json::String(s));
+            if keep_flattened && short && rec.contains_key(json_key) {
+                doc.set(flat, Json::Null);
                 flattened[i] = true;
             }
         }
@@ -412,7 +409,7 @@ pub fn normalize_owned(
     );
     doc.rename(take(&mut rec, "readOnly"), "aws.cloudtrail.read_only");
     let resources = match take(&mut rec, "resources") {
-        Some(Value::Array(list)) => Some(Value::Array(dedup_resources(list))),
+        Some(Json::Array(list)) => Some(Json::Array(dedup_resources(list))),
         other => other,
     };
     doc.rename(resources, "aws.cloudtrail.resources");
@@ -446,53 +443,50 @@ pub fn normalize_owned(
             doc.append_unique("related.user", template(v));
         }
     }
-    let event_name = rec.get("eventName").and_then(Value::as_str);
+    let event_name = rec.get("eventName").and_then(Json::as_str);
     if event_name == Some("ConsoleLogin") && doc.is_object("aws.cloudtrail") {
-        let mut aed = Map::new();
+        let mut aed = Obj::new();
         if let Some(v) = lookup(&rec, "additionalEventData.MobileVersion") {
             aed.insert(
                 "mobile_version".into(),
-                Value::Bool(v.as_str() != Some("No")),
+                Json::Bool(v.as_str() != Some("No")),
             );
         }
         if let Some(v) = lookup(&rec, "additionalEventData.LoginTo") {
             aed.insert("login_to".into(), v.clone());
         }
         if let Some(v) = lookup(&rec, "additionalEventData.MFAUsed") {
-            aed.insert("mfa_used".into(), Value::Bool(v.as_str() != Some("No")));
+            aed.insert("mfa_used".into(), Json::Bool(v.as_str() != Some("No")));
         }
         if !aed.is_empty() {
             doc.set(
                 "aws.cloudtrail.console_login.additional_eventdata",
-                Value::Object(aed),
+                Json::Object(aed),
             );
         }
     }
 
     // Add ECS categorization
-    doc.set("event.kind", Value::String("event".into()));
-    doc.set(
-        "event.type",
-        Value::Array(vec![Value::String("info".into())]),
-    );
+    doc.set("event.kind", Json::String("event".into()));
+    doc.set("event.type", Json::Array(vec![Json::String("info".into())]));
     let failed = doc.has("aws.cloudtrail.error_code") || doc.has("aws.cloudtrail.error_message");
     doc.set(
         "event.outcome",
-        Value::String(if failed { "failure" } else { "success" }.into()),
+        Json::String(if failed { "failure" } else { "success" }.into()),
     );
     if let Some(action) = doc
         .get("event.action")
-        .and_then(Value::as_str)
+        .and_then(Json::as_str)
         .map(str::to_string)
     {
         if action == "ConsoleLogin" {
-            if let Some(o) = lookup(&rec, "responseElements.ConsoleLogin").and_then(Value::as_str) {
-                doc.set("event.outcome", Value::String(o.to_lowercase()));
+            if let Some(o) = lookup(&rec, "responseElements.ConsoleLogin").and_then(Json::as_str) {
+                doc.set("event.outcome", Json::String(o.to_lowercase()));
             }
         }
         if let Some((cat, typ)) = categories::lookup(&action) {
             let list =
-                |l: &[&str]| Value::Array(l.iter().map(|s| Value::String((*s).into())).collect());
+                |l: &[&str]| Json::Array(l.iter().map(|s| Json::String((*s).into())).collect());
             if let Some(c) = cat {
                 doc.set("event.category", list(c));
             }
@@ -507,7 +501,7 @@ pub fn normalize_owned(
     doc.rename(take(&mut rec, "digestS3Object"), "file.path");
     if rec
         .get("previousDigestHashAlgorithm")
-        .and_then(Value::as_str)
+        .and_then(Json::as_str)
         == Some("SHA-256")
     {
         doc.rename(
@@ -576,7 +570,7 @@ pub fn normalize_owned(
     // Nothing reads the record's four objects from here on: move them into their places.
     for (i, (json_key, _, flat)) in JSON_OBJECTS.iter().enumerate() {
         if flattened[i] {
-            if let Some(v) = rec.remove(*json_key) {
+            if let Some(v) = rec.remove(json_key) {
                 doc.set(flat, v);
             } else {
                 doc.remove(flat);
@@ -591,14 +585,14 @@ pub fn normalize_owned(
     }
 
     // TLS
-    if lookup(&rec, "tlsDetails.tlsVersion").and_then(Value::as_str) == Some("tlsVersion") {
+    if lookup(&rec, "tlsDetails.tlsVersion").and_then(Json::as_str) == Some("tlsVersion") {
         rec.remove("tlsDetails");
     }
     if let Some(v) = take(&mut rec, "tlsDetails.tlsVersion") {
         match v.as_str().and_then(|s| s.split_once('v')) {
             Some((proto, ver)) => {
-                doc.set("tls.version_protocol", Value::String(proto.to_lowercase()));
-                doc.set("tls.version", Value::String(ver.to_string()));
+                doc.set("tls.version_protocol", Json::String(proto.to_lowercase()));
+                doc.set("tls.version", Json::String(ver.to_string()));
             }
             None => {
                 doc.set("tls.version", v);
@@ -614,11 +608,11 @@ pub fn normalize_owned(
     if !doc.has("user.email") {
         if let Some(n) = doc
             .get("user.name")
-            .and_then(Value::as_str)
+            .and_then(Json::as_str)
             .filter(|n| n.find('@').is_some_and(|i| i > 0))
             .map(str::to_string)
         {
-            doc.set("user.email", Value::String(n));
+            doc.set("user.email", Json::String(n));
         }
     }
     for f in ["user.id", "user.name", "user.changes.name"] {
@@ -640,18 +634,15 @@ pub fn normalize_owned(
         }
     }
     if !tags.is_empty() {
-        doc.set("tags", Value::Array(tags));
+        doc.set("tags", Json::Array(tags));
     }
     doc.retain_values(&mut |v| !remove_empty(v));
     if opts.data_stream {
-        doc.set("event.dataset", Value::String("aws.cloudtrail".into()));
-        doc.set("event.module", Value::String("aws".into()));
-        doc.set("data_stream.type", Value::String("logs".into()));
-        doc.set(
-            "data_stream.dataset",
-            Value::String("aws.cloudtrail".into()),
-        );
-        doc.set("data_stream.namespace", Value::String("default".into()));
+        doc.set("event.dataset", Json::String("aws.cloudtrail".into()));
+        doc.set("event.module", Json::String("aws".into()));
+        doc.set("data_stream.type", Json::String("logs".into()));
+        doc.set("data_stream.dataset", Json::String("aws.cloudtrail".into()));
+        doc.set("data_stream.namespace", Json::String("default".into()));
     }
     Ok(doc)
 }
@@ -707,8 +698,8 @@ fn retain_minimal(doc: &mut EcsDoc) {
 }
 
 /// `additionalEventData.toString()` after the `UserName` key was renamed away.
-fn aed_without_user_name(v: &Value) -> String {
-    let Value::Object(m) = v else {
+fn aed_without_user_name(v: &Json) -> String {
+    let Json::Object(m) = v else {
         return java_to_string(v);
     };
     let mut out = String::from("{");
@@ -741,21 +732,21 @@ fn session_name_from_arn(arn: &str) -> Option<&str> {
 
 /// The resources script: `ARN` → `arn`, `accountId` → `account_id`, duplicates (same arn,
 /// account and type) dropped, order of a Java `HashMap` keyed `arn_account_type`.
-fn dedup_resources(list: Vec<Value>) -> Vec<Value> {
-    let mut keyed: Map<String, Value> = Map::new();
+fn dedup_resources(list: Vec<Json>) -> Vec<Json> {
+    let mut keyed: Obj = Obj::new();
     for r in list {
-        let Value::Object(mut m) = r else {
+        let Json::Object(mut m) = r else {
             continue;
         };
-        if let Some(a) = m.shift_remove("ARN") {
+        if let Some(a) = m.remove("ARN") {
             m.insert("arn".into(), a);
         }
-        if let Some(a) = m.shift_remove("accountId") {
+        if let Some(a) = m.remove("accountId") {
             m.insert("account_id".into(), a);
         }
         let part = |k: &str| m.get(k).map(template).unwrap_or_default();
         let key = format!("{}_{}_{}", part("arn"), part("account_id"), part("type"));
-        keyed.insert(key, Value::Object(m));
+        keyed.insert(key, Json::Object(m));
     }
     java_key_order(&keyed)
         .into_iter()
@@ -764,15 +755,15 @@ fn dedup_resources(list: Vec<Value>) -> Vec<Value> {
 }
 
 /// The final `remove_nulls` script: null, `""`, empty maps and lists.
-fn remove_empty(v: &mut Value) -> bool {
+fn remove_empty(v: &mut Json) -> bool {
     match v {
-        Value::Null => true,
-        Value::String(s) => s.is_empty(),
-        Value::Object(m) => {
+        Json::Null => true,
+        Json::String(s) => s.is_empty(),
+        Json::Object(m) => {
             remove_empty_map(m);
             m.is_empty()
         }
-        Value::Array(a) => {
+        Json::Array(a) => {
             a.retain_mut(|x| !remove_empty(x));
             a.is_empty()
         }
@@ -780,7 +771,7 @@ fn remove_empty(v: &mut Value) -> bool {
     }
 }
 
-fn remove_empty_map(m: &mut Map<String, Value>) {
+fn remove_empty_map(m: &mut Obj) {
     m.retain(|_, x| !remove_empty(x));
 }
 
@@ -793,14 +784,14 @@ mod tests {
     #[test]
     fn dates_are_utc_millis() {
         assert_eq!(
-            es_date(&json!("2020-01-09T16:46:16Z")),
-            Some(json!("2020-01-09T16:46:16.000Z"))
+            es_date(&Json::from("2020-01-09T16:46:16Z")),
+            Some(Json::from("2020-01-09T16:46:16.000Z"))
         );
         assert_eq!(
-            es_date(&json!("2020-01-09T18:46:16.1234+02:00")),
-            Some(json!("2020-01-09T16:46:16.123Z"))
+            es_date(&Json::from("2020-01-09T18:46:16.1234+02:00")),
+            Some(Json::from("2020-01-09T16:46:16.123Z"))
         );
-        assert_eq!(es_date(&json!("yesterday")), None);
+        assert_eq!(es_date(&Json::from("yesterday")), None);
     }
 
     #[test]

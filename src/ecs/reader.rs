@@ -19,9 +19,9 @@ use std::path::{Path, PathBuf};
 
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
-use serde_json::Value;
 
 use super::doc::EcsDoc;
+use super::json::Json;
 use super::normalize::{normalize_owned, NormalizeOptions};
 
 /// One ECS document and where it came from.
@@ -246,18 +246,18 @@ impl RecordSink<'_> {
     /// One record's text.
     fn record(&mut self, raw: &str) {
         self.record += 1;
-        let v: Value = match serde_json::from_str(raw) {
+        let v: Json = match serde_json::from_str(raw) {
             Ok(v) => v,
             Err(e) => return self.error(format!("invalid json: {e}")),
         };
         self.value(v, raw);
     }
 
-    fn value(&mut self, v: Value, raw: &str) {
-        if let Value::Object(m) = &v {
+    fn value(&mut self, v: Json, raw: &str) {
+        if let Json::Object(m) = &v {
             if !super::normalize::is_cloudtrail(m) && m.contains_key("@timestamp") {
                 // Already ECS: passed through.
-                return self.emit(EcsDoc::from_value(v));
+                return self.emit(EcsDoc::from_json(v));
             }
         }
         // Pretty-printed input: keep the record compact in `event.original`, as a shipper would.
@@ -322,8 +322,8 @@ fn read_lines(mut reader: Box<dyn BufRead + '_>, sink: &mut RecordSink<'_>) {
         }
         // A one-line delivery file.
         if t.starts_with("{\"Records\"") {
-            if let Ok(Value::Object(mut m)) = serde_json::from_str::<Value>(t) {
-                if let Some(Value::Array(recs)) = m.remove("Records") {
+            if let Ok(Json::Object(mut m)) = serde_json::from_str::<Json>(t) {
+                if let Some(Json::Array(recs)) = m.remove("Records") {
                     for r in recs {
                         sink.record += 1;
                         let raw = r.to_string();

@@ -11,6 +11,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::backend::TimeField;
+use crate::ecs::json::Json;
 use crate::ecs::EcsDoc;
 
 /// The index name documents of the embedded store belong to (the aws integration's data
@@ -67,23 +68,26 @@ impl StoreBuilder {
     /// Adds a document straight from the normaliser (serialised once, never built as a
     /// `Value`); false when it has no usable `@timestamp`.
     pub fn push_doc(&mut self, doc: &EcsDoc) -> bool {
-        let Some(ts) = doc.get("@timestamp").and_then(date_millis) else {
+        let Some(ts) = doc
+            .get("@timestamp")
+            .map(Json::to_value)
+            .as_ref()
+            .and_then(date_millis)
+        else {
             return false;
         };
         let raw = doc.to_json();
-        let id = match doc.as_value() {
+        let id = match doc.as_json() {
             // Already-ECS documents may use dotted keys.
-            Some(v) => doc_id(v),
-            None => {
-                let mut ids = Vec::new();
-                if let Some(v) = doc.get("event.id") {
-                    push_leaves(v, &mut ids);
-                }
-                match ids.first() {
-                    Some(Value::String(s)) => s.clone(),
+            Some(v) => doc_id(&v.to_value()),
+            None => match doc.get("event.id") {
+                Some(Json::String(s)) => s.clone(),
+                Some(Json::Array(ids)) => match ids.iter().find(|v| !v.is_null()) {
+                    Some(Json::String(s)) => s.clone(),
                     _ => hash_id(&raw),
-                }
-            }
+                },
+                _ => hash_id(&raw),
+            },
         };
         self.docs.push(StoredDoc {
             ts,
