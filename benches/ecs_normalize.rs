@@ -1,6 +1,8 @@
 //! Raw CloudTrail records normalised per second on one core: the Stratus Red Team samples
-//! (compact, one record per string) replicated, through `normalize_str`, then the same records
-//! as an NDJSON file through `read_paths` (reading + parsing + normalising).
+//! (compact, one record per string) replicated; first the baseline (parse each record with
+//! serde_json and write it back, no normalisation), then `normalize_str`, `normalize_str` plus
+//! serialising the document, and the same records as an NDJSON file through `read_paths`
+//! (reading + parsing + normalising).
 //!
 //! `cargo bench --bench ecs_normalize` (needs ../shared/data or DETECTD_SHARED_DATA).
 
@@ -45,10 +47,37 @@ fn main() {
     let bytes: usize = sample.iter().map(|r| r.len()).sum();
     let opts = NormalizeOptions::default();
 
-    // Warm-up, then the timed run.
+    // Warm-up, then the timed runs, each over the same records.
     for r in sample.iter().take(10_000) {
         std::hint::black_box(normalize_str(r, &opts).ok());
     }
+    let rate = |label: &str, ok: usize, secs: f64| {
+        println!(
+            "{label}: {ok} records ({} distinct, {:.1} MB) in {secs:.3}s: {:.0} records/s, {:.1} MB/s",
+            records.len(),
+            bytes as f64 / 1e6,
+            ok as f64 / secs,
+            bytes as f64 / 1e6 / secs
+        );
+        ok as f64 / secs
+    };
+
+    // Baseline: what parsing each record with serde_json and writing it back costs (no
+    // normalisation at all).
+    let t = Instant::now();
+    let mut ok = 0usize;
+    for r in &sample {
+        if let Ok(v) = serde_json::from_str::<serde_json::Value>(r) {
+            std::hint::black_box(v.to_string());
+            ok += 1;
+        }
+    }
+    let baseline = rate(
+        "baseline serde_json Value parse + to_string",
+        ok,
+        t.elapsed().as_secs_f64(),
+    );
+
     let t = Instant::now();
     let mut ok = 0usize;
     for r in &sample {
@@ -56,14 +85,23 @@ fn main() {
             ok += 1;
         }
     }
-    let secs = t.elapsed().as_secs_f64();
-    println!(
-        "normalize_str: {ok} records ({} distinct, {:.1} MB) in {secs:.3}s: {:.0} records/s, {:.1} MB/s",
-        records.len(),
-        bytes as f64 / 1e6,
-        ok as f64 / secs,
-        bytes as f64 / 1e6 / secs
+    let n = rate("normalize_str", ok, t.elapsed().as_secs_f64());
+    println!("  = {:.2} x baseline", n / baseline);
+
+    let t = Instant::now();
+    let mut ok = 0usize;
+    for r in &sample {
+        if let Ok(d) = normalize_str(r, &opts) {
+            std::hint::black_box(d.to_json());
+            ok += 1;
+        }
+    }
+    let n = rate(
+        "normalize_str + to_json (what the store and `detectd ecs` do)",
+        ok,
+        t.elapsed().as_secs_f64(),
     );
+    println!("  = {:.2} x baseline", n / baseline);
 
     let tmp = std::env::temp_dir().join(format!("detectd-ecs-bench-{}.ndjson", std::process::id()));
     {

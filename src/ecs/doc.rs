@@ -14,7 +14,7 @@ use std::borrow::Cow;
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value};
 
-use super::json::Json;
+use super::json::{key_eq, segments, split_last, Json};
 
 /// An object's or a leaf's place in the tree.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,14 +32,17 @@ impl Node {
 
     fn child(&self, key: &str) -> Option<&Node> {
         match self {
-            Node::Object(entries) => entries.iter().find(|(k, _)| k == key).map(|(_, n)| n),
+            Node::Object(entries) => entries.iter().find(|(k, _)| key_eq(k, key)).map(|(_, n)| n),
             Node::Leaf(_) => None,
         }
     }
 
     fn child_mut(&mut self, key: &str) -> Option<&mut Node> {
         match self {
-            Node::Object(entries) => entries.iter_mut().find(|(k, _)| k == key).map(|(_, n)| n),
+            Node::Object(entries) => entries
+                .iter_mut()
+                .find(|(k, _)| key_eq(k, key))
+                .map(|(_, n)| n),
             Node::Leaf(_) => None,
         }
     }
@@ -117,7 +120,7 @@ impl EcsDoc {
     /// What is at a dotted path: a node of the tree, or a value inside a parsed leaf.
     fn find(&self, path: &str) -> Option<Found<'_>> {
         let mut node = &self.0;
-        let mut parts = path.split('.');
+        let mut parts = segments(path);
         while let Some(p) = parts.next() {
             match node {
                 Node::Object(_) => node = node.child(p)?,
@@ -166,7 +169,7 @@ impl EcsDoc {
     /// The parsed value at a path, mutable (not through objects that are values themselves).
     pub(crate) fn value_mut(&mut self, path: &str) -> Option<&mut Json> {
         let mut node = &mut self.0;
-        for p in path.split('.') {
+        for p in segments(path) {
             node = node.child_mut(p)?;
         }
         match node {
@@ -192,17 +195,17 @@ impl EcsDoc {
     }
 
     fn put(&mut self, path: &'static str, new: Node, overwrite: bool) -> bool {
-        let (parents, last) = match path.rsplit_once('.') {
+        let (parents, last) = match split_last(path) {
             Some((p, l)) => (Some(p), l),
             None => (None, path),
         };
         let mut cur = &mut self.0;
         if let Some(parents) = parents {
-            for p in parents.split('.') {
+            for p in segments(parents) {
                 let Node::Object(entries) = cur else {
                     return false;
                 };
-                let i = match entries.iter().position(|(k, _)| k == p) {
+                let i = match entries.iter().position(|(k, _)| key_eq(k, p)) {
                     Some(i) => i,
                     None => {
                         entries.push((Cow::Borrowed(p), Node::empty()));
@@ -215,7 +218,7 @@ impl EcsDoc {
         let Node::Object(entries) = cur else {
             return false;
         };
-        match entries.iter_mut().find(|(k, _)| k == last) {
+        match entries.iter_mut().find(|(k, _)| key_eq(k, last)) {
             Some((_, slot)) => {
                 if !overwrite && !matches!(slot, Node::Leaf(Json::Null)) {
                     return false;
@@ -229,20 +232,20 @@ impl EcsDoc {
 
     /// Removes and returns the node at a dotted path.
     pub(crate) fn remove(&mut self, path: &str) -> Option<Node> {
-        let (parent, last) = match path.rsplit_once('.') {
+        let (parent, last) = match split_last(path) {
             Some((p, l)) => (self.node_mut(p)?, l),
             None => (&mut self.0, path),
         };
         let Node::Object(entries) = parent else {
             return None;
         };
-        let i = entries.iter().position(|(k, _)| k == last)?;
+        let i = entries.iter().position(|(k, _)| key_eq(k, last))?;
         Some(entries.remove(i).1)
     }
 
     fn node_mut(&mut self, path: &str) -> Option<&mut Node> {
         let mut node = &mut self.0;
-        for p in path.split('.') {
+        for p in segments(path) {
             node = node.child_mut(p)?;
         }
         Some(node)

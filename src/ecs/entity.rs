@@ -94,7 +94,7 @@ const USER_IDENTITY_TYPES: &[&str] = &["IAMUser", "Root", "AssumedRole"];
 
 /// `$("json.a.b", null)`: the value at a dotted path of the (pruned) record.
 pub fn lookup<'a>(rec: &'a Obj, path: &str) -> Option<&'a Json> {
-    let mut parts = path.split('.');
+    let mut parts = super::json::segments(path);
     let mut cur = rec.get(parts.next()?)?;
     for p in parts {
         cur = cur.as_object()?.get(p)?;

@@ -13,6 +13,47 @@ use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 use serde_json::{Number, Value};
 
+/// Key equality with the cheap checks first: most keys compared differ in length or first byte,
+/// and a `memcmp` call costs more than the comparison for keys this short.
+#[inline]
+pub(crate) fn key_eq(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.as_bytes().first() == b.as_bytes().first() && a == b
+}
+
+/// The segments of a dotted path, by a plain byte scan (the paths are short; `str::split`
+/// costs more than the walk it drives).
+pub(crate) fn segments(path: &str) -> Segments<'_> {
+    Segments(Some(path))
+}
+
+pub(crate) struct Segments<'a>(Option<&'a str>);
+
+impl<'a> Iterator for Segments<'a> {
+    type Item = &'a str;
+
+    #[inline]
+    fn next(&mut self) -> Option<&'a str> {
+        let s = self.0?;
+        match s.bytes().position(|b| b == b'.') {
+            Some(i) => {
+                self.0 = Some(&s[i + 1..]);
+                Some(&s[..i])
+            }
+            None => {
+                self.0 = None;
+                Some(s)
+            }
+        }
+    }
+}
+
+/// `(parents, last)` of a dotted path; `None` when it has one segment.
+#[inline]
+pub(crate) fn split_last(path: &str) -> Option<(&str, &str)> {
+    let i = path.bytes().rposition(|b| b == b'.')?;
+    Some((&path[..i], &path[i + 1..]))
+}
+
 /// A JSON value (same variants as `serde_json::Value`).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub enum Json {
@@ -46,11 +87,14 @@ impl Obj {
     }
 
     pub fn get(&self, key: &str) -> Option<&Json> {
-        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+        self.0.iter().find(|(k, _)| key_eq(k, key)).map(|(_, v)| v)
     }
 
     pub fn get_mut(&mut self, key: &str) -> Option<&mut Json> {
-        self.0.iter_mut().find(|(k, _)| k == key).map(|(_, v)| v)
+        self.0
+            .iter_mut()
+            .find(|(k, _)| key_eq(k, key))
+            .map(|(_, v)| v)
     }
 
     pub fn contains_key(&self, key: &str) -> bool {
@@ -70,7 +114,7 @@ impl Obj {
 
     /// Removes a key, keeping the order of the others.
     pub fn remove(&mut self, key: &str) -> Option<Json> {
-        let i = self.0.iter().position(|(k, _)| k == key)?;
+        let i = self.0.iter().position(|(k, _)| key_eq(k, key))?;
         Some(self.0.remove(i).1)
     }
 

@@ -7,7 +7,7 @@
 
 use std::net::IpAddr;
 
-use super::json::{Json, Obj};
+use super::json::{segments, split_last, Json, Obj};
 use chrono::{DateTime, NaiveDate, NaiveDateTime, SecondsFormat, Utc};
 
 use super::categories;
@@ -129,10 +129,10 @@ impl Processors for EcsDoc {
 
 /// Removes a value at a dotted path of the record.
 fn take(rec: &mut Obj, path: &str) -> Option<Json> {
-    let v = match path.rsplit_once('.') {
+    let v = match split_last(path) {
         None => rec.remove(path),
         Some((parents, last)) => {
-            let mut parts = parents.split('.');
+            let mut parts = segments(parents);
             let mut cur = rec.get_mut(parts.next()?)?;
             for p in parts {
                 cur = cur.get_mut(p)?;
@@ -183,7 +183,7 @@ pub fn normalize_owned(
         return Err(NormalizeError::NotCloudTrail);
     }
     let present = |rec: &Obj, p: &str| {
-        let mut parts = p.split('.');
+        let mut parts = segments(p);
         let mut cur = parts.next().and_then(|k| rec.get(k));
         for k in parts {
             cur = cur.and_then(|c| c.as_object()).and_then(|m| m.get(k));
