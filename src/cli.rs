@@ -98,6 +98,10 @@ pub struct EcsArgs {
     /// Raw CloudTrail files or folders.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
+    /// MaxMind-format database (City/Country or ASN) for `source.geo.*` / `source.as.*`;
+    /// repeatable. Default: `embedded.geoip_databases` from the config.
+    #[arg(long = "geoip", value_name = "MMDB")]
+    pub geoip: Vec<PathBuf>,
 }
 
 #[derive(Debug, Args)]

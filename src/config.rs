@@ -56,8 +56,9 @@ pub struct EmbeddedConfig {
     pub state_file: PathBuf,
     /// Execution records (NDJSON).
     pub executions_file: PathBuf,
-    /// Optional MaxMind database for `source.geo.*` / `source.as.*`.
-    pub geoip_database: Option<PathBuf>,
+    /// MaxMind-format databases for `source.geo.*` (City or Country) and `source.as.*` (ASN),
+    /// as Elasticsearch's GeoLite2 databases; none by default (the fields are then absent).
+    pub geoip_databases: Vec<PathBuf>,
 }
 
 /// The Elasticsearch backend's connection.
@@ -135,7 +136,7 @@ impl Default for EmbeddedConfig {
             alerts_file: PathBuf::from("alerts.ndjson"),
             state_file: PathBuf::from("state.json"),
             executions_file: PathBuf::from("executions.ndjson"),
-            geoip_database: None,
+            geoip_databases: Vec::new(),
         }
     }
 }

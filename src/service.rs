@@ -74,14 +74,13 @@ pub fn load_rules(cfg: &Config) -> Vec<RunnableRule> {
 
 /// Reads the embedded backend's data (raw CloudTrail through the normaliser, or ECS NDJSON)
 /// into a store, logging skipped records with file and record number.
-pub fn load_store(paths: &[PathBuf]) -> Store {
+pub fn load_store(paths: &[PathBuf], opts: &crate::ecs::NormalizeOptions) -> Store {
     let started = Instant::now();
     let mut builder = StoreBuilder::default();
     let mut rejected = 0usize;
-    let opts = crate::ecs::NormalizeOptions::default();
     let summary = crate::ecs::reader::read_paths(
         paths,
-        &opts,
+        opts,
         |d| {
             if !builder.push_doc(&d.doc) {
                 rejected += 1;
@@ -113,6 +112,19 @@ pub fn load_store(paths: &[PathBuf]) -> Store {
     store
 }
 
+/// How the embedded backend normalises CloudTrail: the defaults plus the configured GeoIP
+/// databases (a database that cannot be opened stops the start, naming the file).
+pub fn normalize_options(cfg: &Config) -> anyhow::Result<crate::ecs::NormalizeOptions> {
+    let mut opts = crate::ecs::NormalizeOptions::default();
+    if !cfg.embedded.geoip_databases.is_empty() {
+        let g = crate::ecs::geoip::GeoIp::open(&cfg.embedded.geoip_databases)
+            .context("embedded.geoip_databases")?;
+        tracing::info!(databases = ?g, "GeoIP databases opened");
+        opts.geoip = Some(Arc::new(g));
+    }
+    Ok(opts)
+}
+
 /// The configured backend, ready to run rules (Elasticsearch: index setup done and a health
 /// check logged per rule).
 pub async fn open_backend(
@@ -122,7 +134,8 @@ pub async fn open_backend(
     match cfg.backend {
         BackendKind::Embedded => {
             let data = cfg.embedded.data.clone();
-            let store = tokio::task::spawn_blocking(move || load_store(&data))
+            let opts = normalize_options(cfg)?;
+            let store = tokio::task::spawn_blocking(move || load_store(&data, &opts))
                 .await
                 .context("loading embedded data")?;
             let paths = EmbeddedPaths {

@@ -10,8 +10,11 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
 use std::path::Path;
+use std::sync::Arc;
 
+use detectd::ecs::geoip::GeoIp;
 use detectd::ecs::{javamap, normalize_str, NormalizeOptions};
 use serde_json::Value;
 
@@ -121,7 +124,96 @@ fn options(dir: &Path, log: &str) -> NormalizeOptions {
             .and_then(Value::as_str)
             .map(str::to_string),
         data_stream: false,
+        geoip: None,
     }
+}
+
+/// Test GeoIP databases (City and ASN) holding, for every address of one expected output, the
+/// MaxMind records the `geoip` processors turned into its `source.geo` / `source.as` (per file:
+/// the files were produced with different versions of MaxMind's test databases, which place the
+/// same address in different cities). Run with them, the normaliser must put back exactly those
+/// fields — and nothing for addresses the expected output leaves without.
+fn geoip_databases(dir: &Path, expected_file: &str, tmp: &Path) -> Option<Arc<GeoIp>> {
+    use common::mmdb::{map, names, s, write_ipv4, Data};
+    let (mut city, mut asn) = (BTreeMap::new(), BTreeMap::new());
+    {
+        let expected: Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join(expected_file)).unwrap())
+                .unwrap();
+        for d in expected["expected"].as_array().unwrap() {
+            let Some(ip) = d["source"]["ip"].as_str() else {
+                continue;
+            };
+            let Ok(ip) = ip.parse::<Ipv4Addr>() else {
+                continue;
+            };
+            let geo = &d["source"]["geo"];
+            if geo.is_object() {
+                let country = geo["country_iso_code"].as_str().unwrap();
+                let mut sub = vec![("names", names(geo["region_name"].as_str().unwrap()))];
+                if let Some(r) = geo["region_iso_code"].as_str() {
+                    let code = r.strip_prefix(&format!("{country}-")).unwrap();
+                    sub.push(("iso_code", s(code)));
+                }
+                let rec = map(vec![
+                    (
+                        "city",
+                        map(vec![("names", names(geo["city_name"].as_str().unwrap()))]),
+                    ),
+                    (
+                        "continent",
+                        map(vec![
+                            ("code", s("XX")),
+                            ("names", names(geo["continent_name"].as_str().unwrap())),
+                        ]),
+                    ),
+                    (
+                        "country",
+                        map(vec![
+                            ("iso_code", s(country)),
+                            ("names", names(geo["country_name"].as_str().unwrap())),
+                        ]),
+                    ),
+                    (
+                        "location",
+                        map(vec![
+                            (
+                                "latitude",
+                                Data::Double(geo["location"]["lat"].as_f64().unwrap()),
+                            ),
+                            (
+                                "longitude",
+                                Data::Double(geo["location"]["lon"].as_f64().unwrap()),
+                            ),
+                            ("time_zone", s("Europe/Stockholm")),
+                        ]),
+                    ),
+                    ("subdivisions", Data::Array(vec![map(sub)])),
+                ]);
+                city.insert(ip, rec);
+            }
+            let a = &d["source"]["as"];
+            if a.is_object() {
+                let mut rec = vec![(
+                    "autonomous_system_number",
+                    Data::U32(a["number"].as_u64().unwrap() as u32),
+                )];
+                if let Some(o) = a["organization"]["name"].as_str() {
+                    rec.push(("autonomous_system_organization", s(o)));
+                }
+                asn.insert(ip, map(rec));
+            }
+        }
+    }
+    if city.is_empty() && asn.is_empty() {
+        return None;
+    }
+    let city_db = tmp.join(format!("{expected_file}-city.mmdb"));
+    let asn_db = tmp.join(format!("{expected_file}-asn.mmdb"));
+    let entries = |m: BTreeMap<Ipv4Addr, Data>| m.into_iter().collect::<Vec<_>>();
+    std::fs::write(&city_db, write_ipv4("GeoLite2-City", &entries(city))).unwrap();
+    std::fs::write(&asn_db, write_ipv4("GeoLite2-ASN", &entries(asn))).unwrap();
+    Some(Arc::new(GeoIp::open(&[city_db, asn_db]).unwrap()))
 }
 
 struct Exclusion {
@@ -152,9 +244,10 @@ fn covers(prefix: &str, field: &str) -> bool {
 
 /// Runs one test file; returns the differing fields and the number of `toString` strings
 /// reproduced.
-fn check(dir: &Path, expected_file: &str) -> (BTreeSet<String>, usize) {
+fn check(dir: &Path, expected_file: &str, tmp: &Path) -> (BTreeSet<String>, usize) {
     let log = expected_file.trim_end_matches("-expected.json");
-    let opts = options(dir, log);
+    let mut opts = options(dir, log);
+    opts.geoip = geoip_databases(dir, expected_file, tmp);
     let input = std::fs::read_to_string(dir.join(log)).unwrap();
     let expected: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join(expected_file)).unwrap()).unwrap();
@@ -233,13 +326,16 @@ fn pipeline_tests_match_expected_output() {
         .collect();
     files.sort();
     assert_eq!(files.len(), 12);
+    let tmp = tempfile::tempdir().unwrap();
+    let mut with_geoip = 0;
     let exclusions = load_exclusions();
     let update = std::env::var_os("UPDATE_GOLDEN").is_some();
     let mut new_lines = Vec::new();
     let mut failures = Vec::new();
     let mut total_strings = 0;
     for f in &files {
-        let (diffs, strings) = check(&dir, f);
+        let (diffs, strings) = check(&dir, f, tmp.path());
+        with_geoip += usize::from(tmp.path().join(format!("{f}-city.mmdb")).exists());
         total_strings += strings;
         let log = f.trim_end_matches("-expected.json");
         for d in &diffs {
@@ -286,6 +382,8 @@ fn pipeline_tests_match_expected_output() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     // All 18 toString() strings of the expected outputs with an input are reproduced.
     assert_eq!(total_strings, 18);
+    // The GeoIP fields were checked, not skipped.
+    assert!(with_geoip >= 3, "{with_geoip} files with GeoIP fields");
 }
 
 #[test]

@@ -190,7 +190,9 @@ fn ecs_command_prints_ndjson_and_fails_on_bad_records() {
         format!("{}\n{{\"foo\":1}}\n", record(0)).as_bytes(),
     );
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_detectd"))
-        .args(["--config", "/nonexistent/config.toml", "ecs"])
+        // No config.toml in the working directory: defaults, no GeoIP database.
+        .current_dir(dir.path())
+        .arg("ecs")
         .arg(&p)
         .output()
         .unwrap();

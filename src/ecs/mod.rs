@@ -3,6 +3,7 @@
 pub mod categories;
 pub mod doc;
 pub mod entity;
+pub mod geoip;
 pub mod javamap;
 pub mod json;
 pub mod normalize;
@@ -19,13 +20,22 @@ pub use reader::{read_file, read_paths, Document, ReadError, ReadSummary};
 
 /// `detectd ecs FILE...`: the normalised documents as NDJSON on stdout, skipped records on
 /// stderr (file, record, reason) and a summary; exit code 1 when any record was skipped.
-pub fn ecs_command(_cli: &Cli, args: &EcsArgs) -> anyhow::Result<ExitCode> {
+pub fn ecs_command(cli: &Cli, args: &EcsArgs) -> anyhow::Result<ExitCode> {
+    let mut opts = NormalizeOptions::default();
+    let databases = if args.geoip.is_empty() {
+        cli.load_config()?.embedded.geoip_databases
+    } else {
+        args.geoip.clone()
+    };
+    if !databases.is_empty() {
+        opts.geoip = Some(std::sync::Arc::new(geoip::GeoIp::open(&databases)?));
+    }
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     let mut write_error: Option<std::io::Error> = None;
     let summary = read_paths(
         &args.files,
-        &NormalizeOptions::default(),
+        &opts,
         |d| {
             if write_error.is_some() {
                 return;

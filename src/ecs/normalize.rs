@@ -6,6 +6,7 @@
 //! depends on how many keys it was parsed with), everything else from the pruned record.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use super::json::{segments, split_last, Json, Obj};
 use chrono::{DateTime, NaiveDate, NaiveDateTime, SecondsFormat, Utc};
@@ -13,6 +14,7 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, SecondsFormat, Utc};
 use super::categories;
 use super::doc::{EcsDoc, Node};
 use super::entity::{self, lookup};
+use super::geoip::GeoIp;
 use super::javamap::{is_removed, java_key_order, java_to_string, prune_map};
 
 /// Why a record could not be normalised.
@@ -40,6 +42,8 @@ pub struct NormalizeOptions {
     /// Add `event.dataset`, `event.module`, `data_stream.*` (constant_keyword values of the
     /// data stream, not set by the pipeline).
     pub data_stream: bool,
+    /// MaxMind databases for `source.geo` / `source.as` (absent without them).
+    pub geoip: Option<Arc<GeoIp>>,
 }
 
 impl Default for NormalizeOptions {
@@ -49,6 +53,7 @@ impl Default for NormalizeOptions {
             tags: vec!["actor_target_mapping".to_string()],
             event_created: None,
             data_stream: true,
+            geoip: None,
         }
     }
 }
@@ -368,6 +373,9 @@ pub fn normalize_owned(
         .map(str::to_string)
     {
         doc.set("source.ip", Json::String(ip));
+    }
+    if let Some(g) = &opts.geoip {
+        g.enrich(&mut doc);
     }
     doc.rename(take(&mut rec, "userAgent"), "user_agent.original");
     doc.rename(take(&mut rec, "errorCode"), "aws.cloudtrail.error_code");

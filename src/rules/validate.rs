@@ -10,6 +10,7 @@ use serde::Serialize;
 use super::load::{load_paths, LoadReport, Problem};
 use super::model::{Rule, RuleKind, Support};
 use crate::cli::{Cli, OutputFormat, ValidateArgs};
+use crate::ecs::geoip::{GeoIp, GeoIpKind};
 
 /// Totals of a validation run.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -26,7 +27,7 @@ pub struct Summary {
     pub warnings: usize,
     pub errors: usize,
     /// Rules whose query needs `source.geo.*` / `source.as.*` (GeoIP): they cannot fire on the
-    /// embedded backend without `embedded.geoip_database`.
+    /// embedded backend without the databases in `embedded.geoip_databases`.
     pub needs_geoip: Vec<String>,
 }
 
@@ -39,12 +40,28 @@ pub struct ValidateOutput {
 
 /// True when the rule's query or term fields use GeoIP/ASN enrichment fields.
 pub fn needs_geoip(rule: &Rule) -> bool {
-    let uses = |s: &str| s.contains("source.geo.") || s.contains("source.as.");
+    !geoip_kinds_needed(rule).is_empty()
+}
+
+/// The kinds of GeoIP database the rule's query or term fields need (`source.geo.*`: City or
+/// Country; `source.as.*`: ASN).
+pub fn geoip_kinds_needed(rule: &Rule) -> Vec<GeoIpKind> {
     let fields = match &rule.kind {
         RuleKind::NewTerms { fields, .. } | RuleKind::Threshold { fields, .. } => fields.clone(),
         _ => Vec::new(),
     };
-    rule.kind.query_text().is_some_and(uses) || fields.iter().any(|f| uses(f))
+    let uses = |prefix: &str| {
+        rule.kind.query_text().is_some_and(|q| q.contains(prefix))
+            || fields.iter().any(|f| f.contains(prefix))
+    };
+    let mut kinds = Vec::new();
+    if uses("source.geo.") {
+        kinds.push(GeoIpKind::Geo);
+    }
+    if uses("source.as.") {
+        kinds.push(GeoIpKind::Asn);
+    }
+    kinds
 }
 
 /// Summarises a load report.
@@ -83,8 +100,26 @@ pub fn validate_command(cli: &Cli, args: &ValidateArgs) -> anyhow::Result<ExitCo
     };
     let report = load_paths(&paths);
     let mut summary = summarize(&report);
-    if config.embedded.geoip_database.is_some() {
-        summary.needs_geoip.clear();
+    let mut geoip_error = None;
+    if !config.embedded.geoip_databases.is_empty() {
+        match GeoIp::open(&config.embedded.geoip_databases) {
+            Ok(g) => {
+                let have = g.kinds();
+                summary.needs_geoip = report
+                    .rules
+                    .iter()
+                    .filter(|r| geoip_kinds_needed(r).iter().any(|k| !have.contains(k)))
+                    .map(|r| format!("{} ({})", r.name, r.source.display()))
+                    .collect();
+            }
+            Err(e) => {
+                summary.errors += 1;
+                geoip_error = Some(format!("embedded.geoip_databases: {e}"));
+            }
+        }
+    }
+    if let Some(e) = &geoip_error {
+        eprintln!("error: {e}");
     }
     let failed = summary.errors > 0;
     match args.format {
@@ -128,7 +163,7 @@ pub fn render_summary(s: &Summary) -> String {
     }
     if !s.needs_geoip.is_empty() {
         out.push_str(&format!(
-            "note: {} rules use source.geo.* / source.as.* and cannot fire on the embedded backend without embedded.geoip_database:\n",
+            "note: {} rules use source.geo.* / source.as.* and cannot fire on the embedded backend without a City/Country or ASN database in embedded.geoip_databases:\n",
             s.needs_geoip.len()
         ));
         for r in &s.needs_geoip {

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod live;
+pub mod mmdb;
 
 use std::path::PathBuf;
 
