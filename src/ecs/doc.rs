@@ -303,11 +303,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    macro_rules! j {
-        ($($t:tt)+) => {
-            crate::ecs::json::Json::from(json!($($t)+))
-        };
-    }
+    use crate::ecs::json::json_lit as j;
 
     #[test]
     fn set_builds_objects_in_order_and_overwrites_in_place() {

@@ -193,13 +193,8 @@ pub fn java_double_to_string(x: f64) -> String {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
-    macro_rules! j {
-        ($($t:tt)+) => {
-            crate::ecs::json::Json::from(json!($($t)+))
-        };
-    }
+    use crate::ecs::json::json_lit as j;
 
     #[test]
     fn doubles_render_like_java() {

@@ -397,6 +397,16 @@ impl fmt::Display for Json {
     }
 }
 
+/// `json!` as a [`Json`], for tests.
+#[cfg(test)]
+macro_rules! json_lit {
+    ($($t:tt)+) => {
+        crate::ecs::json::Json::from(serde_json::json!($($t)+))
+    };
+}
+#[cfg(test)]
+pub(crate) use json_lit;
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
