@@ -159,6 +159,10 @@ pub struct IngestArgs {
     /// Target index or data stream.
     #[arg(long, default_value = "logs-aws.cloudtrail-default")]
     pub index: String,
+    /// MaxMind-format database (City/Country or ASN) for `source.geo.*` / `source.as.*`;
+    /// repeatable. Default: `embedded.geoip_databases` from the config.
+    #[arg(long = "geoip", value_name = "MMDB")]
+    pub geoip: Vec<PathBuf>,
 }
 
 impl Cli {

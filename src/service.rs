@@ -115,14 +115,8 @@ pub fn load_store(paths: &[PathBuf], opts: &crate::ecs::NormalizeOptions) -> Sto
 /// How the embedded backend normalises CloudTrail: the defaults plus the configured GeoIP
 /// databases (a database that cannot be opened stops the start, naming the file).
 pub fn normalize_options(cfg: &Config) -> anyhow::Result<crate::ecs::NormalizeOptions> {
-    let mut opts = crate::ecs::NormalizeOptions::default();
-    if !cfg.embedded.geoip_databases.is_empty() {
-        let g = crate::ecs::geoip::GeoIp::open(&cfg.embedded.geoip_databases)
-            .context("embedded.geoip_databases")?;
-        tracing::info!(databases = ?g, "GeoIP databases opened");
-        opts.geoip = Some(Arc::new(g));
-    }
-    Ok(opts)
+    crate::ecs::options_with_geoip(&cfg.embedded.geoip_databases)
+        .context("embedded.geoip_databases")
 }
 
 /// The configured backend, ready to run rules (Elasticsearch: index setup done and a health

@@ -1166,21 +1166,27 @@ async fn ingest_installs_the_template_and_bulk_creates_normalised_records() {
         .mount(&server)
         .await;
     let b = backend(&server.uri());
-    let totals =
-        detectd::backend::elasticsearch::ingest::ingest(&b, &files, "logs-aws.cloudtrail-default")
-            .await
-            .unwrap();
-    let records: usize = files
-        .iter()
-        .map(|f| {
-            detectd::backend::elasticsearch::ingest::read_records(f)
-                .unwrap()
-                .len()
-        })
-        .sum();
-    assert!(records >= 2);
-    assert_eq!(totals.records, records);
-    assert_eq!(totals.indexed + totals.skipped, records);
+    let totals = detectd::backend::elasticsearch::ingest::ingest(
+        &b,
+        &files,
+        "logs-aws.cloudtrail-default",
+        detectd::ecs::NormalizeOptions::default(),
+    )
+    .await
+    .unwrap();
+    // what the reader alone makes of the same files
+    let mut expected = Vec::new();
+    let summary = detectd::ecs::read_paths(
+        &files,
+        &detectd::ecs::NormalizeOptions::default(),
+        |d| expected.push(d.doc.into_value()),
+        |e| panic!("{e}"),
+    );
+    assert!(expected.len() >= 2);
+    assert_eq!(totals.files, 2);
+    assert_eq!(totals.documents, expected.len());
+    assert_eq!(totals.indexed, expected.len());
+    assert_eq!(totals.skipped, summary.errors);
     assert_eq!(totals.failed, 0);
     let reqs = server.received_requests().await.unwrap();
     let bulks: Vec<&Request> = reqs
@@ -1189,10 +1195,35 @@ async fn ingest_installs_the_template_and_bulk_creates_normalised_records() {
         .collect();
     // one bulk per file plus the retry of the rejected item
     assert_eq!(bulks.len(), 3);
+    let sent_docs = |r: &Request| -> Vec<Value> {
+        String::from_utf8(r.body.clone())
+            .unwrap()
+            .lines()
+            .skip(1)
+            .step_by(2)
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let mut sent = sent_docs(bulks[0]);
+    assert_eq!(sent_docs(bulks[1]), sent[..1], "the rejected item, again");
+    sent.extend(sent_docs(bulks[2]));
+    assert_eq!(sent, expected, "the reader's documents, in order");
+    assert_eq!(sent[0]["event"]["provider"], "ssm.amazonaws.com");
+    // `create` with the document's event.id (CloudTrail's eventID) as `_id`
     let first = String::from_utf8(bulks[0].body.clone()).unwrap();
-    let doc: Value = serde_json::from_str(first.lines().nth(1).unwrap()).unwrap();
-    assert_eq!(doc["event"]["provider"], "ssm.amazonaws.com");
-    assert!(first.lines().step_by(2).all(|l| l == "{\"create\":{}}"));
+    let ids: Vec<String> = first
+        .lines()
+        .step_by(2)
+        .map(|l| {
+            let a: Value = serde_json::from_str(l).unwrap();
+            a["create"]["_id"].as_str().unwrap().to_string()
+        })
+        .collect();
+    let events: Vec<String> = sent_docs(bulks[0])
+        .iter()
+        .map(|d| d["event"]["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids, events);
     let template: Vec<Value> = reqs
         .iter()
         .filter(|r| r.method.as_str() == "PUT")
@@ -1292,4 +1323,193 @@ async fn odd_responses_partial_failures_closed_pits_and_too_many_buckets() {
             && err.to_string().contains("search_context_missing_exception"),
         "{err}"
     );
+}
+
+fn cloudtrail_record(i: usize) -> Value {
+    json!({
+        "eventVersion": "1.08", "eventTime": format!("2024-01-01T00:{:02}:{:02}Z", (i / 60) % 60, i % 60),
+        "eventSource": "iam.amazonaws.com", "eventName": "CreateUser",
+        "awsRegion": "us-east-1", "sourceIPAddress": "10.0.0.1",
+        "userIdentity": {"type": "IAMUser", "userName": "alice", "accountId": "123"},
+        "requestParameters": {"userName": format!("u{i}")},
+        "eventID": format!("id-{i}")
+    })
+}
+
+#[tokio::test]
+async fn ingest_streams_large_files_in_batches_and_skips_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    // 2,500 records in one S3 delivery file: three bulks (1,000, 1,000, 500)
+    let records: Vec<Value> = (0..2500).map(cloudtrail_record).collect();
+    std::fs::write(
+        dir.path().join("a-big.json"),
+        json!({ "Records": records }).to_string(),
+    )
+    .unwrap();
+    // NDJSON with a broken line and a non-CloudTrail object between two good records
+    std::fs::write(
+        dir.path().join("b-mixed.ndjson"),
+        format!(
+            "{}\n{{\"eventTime\": \n{{\"foo\": 1}}\n{}\n",
+            cloudtrail_record(9000),
+            cloudtrail_record(9001)
+        ),
+    )
+    .unwrap();
+    // a gzip file cut in the middle
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(
+        &mut gz,
+        json!({ "Records": records[..50] }).to_string().as_bytes(),
+    )
+    .unwrap();
+    let gz = gz.finish().unwrap();
+    std::fs::write(dir.path().join("c-cut.json.gz"), &gz[..gz.len() / 2]).unwrap();
+
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/_index_template/logs-aws.cloudtrail"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"index_templates": []})))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/logs-aws.cloudtrail-default/_bulk"))
+        .respond_with(BulkAnswer {
+            // past the first call: every item created
+            calls: Arc::new(AtomicUsize::new(1)),
+        })
+        .mount(&server)
+        .await;
+    let b = backend(&server.uri());
+    let totals = detectd::backend::elasticsearch::ingest::ingest(
+        &b,
+        &[dir.path().to_path_buf()],
+        "logs-aws.cloudtrail-default",
+        detectd::ecs::NormalizeOptions::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(totals.files, 3);
+    assert_eq!(totals.failed, 0);
+    // the cut gzip keeps the records before the cut
+    let from_cut = totals.documents - 2502;
+    assert!(from_cut < 50, "{totals:?}");
+    assert_eq!(totals.indexed, totals.documents);
+    // the broken line, the non-CloudTrail object, the truncation
+    assert_eq!(totals.skipped, 3, "{totals:?}");
+    let reqs = server.received_requests().await.unwrap();
+    let sizes: Vec<usize> = reqs
+        .iter()
+        .filter(|r| r.url.path().ends_with("_bulk"))
+        .map(|r| String::from_utf8(r.body.clone()).unwrap().lines().count() / 2)
+        .collect();
+    let mut want = vec![1000, 1000, 500, 2];
+    if from_cut > 0 {
+        want.push(from_cut);
+    }
+    assert_eq!(sizes, want);
+    // the template was found: not installed again
+    assert!(reqs.iter().all(|r| r.method.as_str() != "PUT"));
+
+    // The same files again: the same `_id`s, every one already there (409), nothing failed.
+    let ids = |reqs: &[Request]| -> Vec<String> {
+        reqs.iter()
+            .filter(|r| r.url.path().ends_with("_bulk"))
+            .flat_map(|r| {
+                String::from_utf8(r.body.clone())
+                    .unwrap()
+                    .lines()
+                    .step_by(2)
+                    .map(|l| serde_json::from_str::<Value>(l).unwrap()["create"]["_id"].to_string())
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    let first_ids = ids(&reqs);
+    let again = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/_index_template/logs-aws.cloudtrail"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"index_templates": []})))
+        .mount(&again)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/logs-aws.cloudtrail-default/_bulk"))
+        .respond_with(|r: &Request| {
+            let n = String::from_utf8(r.body.clone()).unwrap().lines().count() / 2;
+            let items: Vec<Value> = (0..n)
+                .map(|_| json!({"create": {"status": 409, "error": {"type": "version_conflict_engine_exception", "reason": "document already exists"}}}))
+                .collect();
+            ResponseTemplate::new(200).set_body_json(json!({"errors": true, "items": items}))
+        })
+        .mount(&again)
+        .await;
+    let b = backend(&again.uri());
+    let second = detectd::backend::elasticsearch::ingest::ingest(
+        &b,
+        &[dir.path().to_path_buf()],
+        "logs-aws.cloudtrail-default",
+        detectd::ecs::NormalizeOptions::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(second.duplicates, totals.documents);
+    assert_eq!((second.indexed, second.failed), (0, 0));
+    assert_eq!(ids(&again.received_requests().await.unwrap()), first_ids);
+    // one id per event: the cut file repeats the big file's first records (same eventIDs)
+    assert_eq!(
+        first_ids
+            .iter()
+            .collect::<std::collections::HashSet<_>>()
+            .len(),
+        first_ids.len() - from_cut
+    );
+}
+
+#[tokio::test]
+async fn ingest_stops_with_the_clusters_error_and_does_not_hang() {
+    let dir = tempfile::tempdir().unwrap();
+    let records: Vec<Value> = (0..3500).map(cloudtrail_record).collect();
+    std::fs::write(
+        dir.path().join("big.json"),
+        json!({ "Records": records }).to_string(),
+    )
+    .unwrap();
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/_index_template/logs-aws.cloudtrail"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"index_templates": []})))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/logs-aws.cloudtrail-default/_bulk"))
+        .respond_with(ResponseTemplate::new(403).set_body_json(json!({"error": {"type": "security_exception", "reason": "action [indices:data/write/bulk] is unauthorized"}, "status": 403})))
+        .mount(&server)
+        .await;
+    let b = backend(&server.uri());
+    let err = tokio::time::timeout(
+        Duration::from_secs(30),
+        detectd::backend::elasticsearch::ingest::ingest(
+            &b,
+            &[dir.path().to_path_buf()],
+            "logs-aws.cloudtrail-default",
+            detectd::ecs::NormalizeOptions::default(),
+        ),
+    )
+    .await
+    .expect("the reading thread stops when the sender gives up")
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("bulk ingest into logs-aws.cloudtrail-default")
+            && err.contains("security_exception"),
+        "{err}"
+    );
+    let bulks = server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.url.path().ends_with("_bulk"))
+        .count();
+    assert_eq!(bulks, 1, "no bulk after the first refusal");
 }

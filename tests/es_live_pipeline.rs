@@ -65,6 +65,19 @@ async fn ingest_then_run_produces_the_seed_rule_alerts() {
         .req(reqwest::Method::GET, &format!("/{stream}/_count"), None)
         .await;
     assert_eq!(count["count"], 1732, "every sample record ingested");
+    // A second ingest of the same files adds nothing: `_id` = the record's eventID.
+    detectd(
+        tmp.path(),
+        &live,
+        &alerts,
+        &["ingest", sample, "--index", &stream],
+    );
+    live.req(reqwest::Method::POST, &format!("/{stream}/_refresh"), None)
+        .await;
+    let (_, count) = live
+        .req(reqwest::Method::GET, &format!("/{stream}/_count"), None)
+        .await;
+    assert_eq!(count["count"], 1732, "a second ingest duplicates nothing");
 
     let summary = detectd(
         tmp.path(),

@@ -22,7 +22,53 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::ecs::json::Json;
+use crate::ecs::EcsDoc;
 use crate::kql::Ast;
+
+/// ES's limit on `_id` length in bytes.
+const MAX_ID_BYTES: usize = 512;
+
+/// The stable id a source document gets in both backends (the embedded store, and
+/// `detectd ingest` into Elasticsearch, so a second ingest of the same files adds nothing):
+/// its `event.id` (CloudTrail's `eventID`) when it is a string, else a hash of its compact
+/// JSON text `compact`.
+pub fn document_id(doc: &EcsDoc, compact: &str) -> String {
+    let id = match doc.as_json() {
+        // Already-ECS documents may use dotted keys.
+        Some(v) => return value_id(&v.to_value()),
+        None => match doc.get("event.id") {
+            Some(Json::String(s)) => Some(s),
+            Some(Json::Array(ids)) => match ids.iter().find(|v| !v.is_null()) {
+                Some(Json::String(s)) => Some(s),
+                _ => None,
+            },
+            _ => None,
+        },
+    };
+    match id {
+        Some(s) if s.len() <= MAX_ID_BYTES => s.clone(),
+        _ => hash_id(compact),
+    }
+}
+
+/// [`document_id`] of a parsed document.
+pub fn value_id(source: &Value) -> String {
+    let mut ids = Vec::new();
+    embedded::values_at(source, "event.id", &mut ids);
+    match ids.first() {
+        Some(Value::String(s)) if s.len() <= MAX_ID_BYTES => s.clone(),
+        _ => hash_id(&source.to_string()),
+    }
+}
+
+/// The id of a document without a usable `event.id`: a hash of its compact JSON.
+fn hash_id(json: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(json.as_bytes());
+    hex::encode(&h.finalize()[..16])
+}
 
 /// A backend failure, naming what was being done.
 #[derive(Debug, thiserror::Error)]

@@ -18,18 +18,29 @@ pub use doc::EcsDoc;
 pub use normalize::{normalize, normalize_owned, normalize_str, NormalizeError, NormalizeOptions};
 pub use reader::{read_file, read_paths, Document, ReadError, ReadSummary};
 
+/// The default normalisation (the integration's defaults, data stream constants) with the
+/// given MaxMind databases opened (none: no `source.geo` / `source.as`).
+pub fn options_with_geoip(
+    databases: &[std::path::PathBuf],
+) -> Result<NormalizeOptions, geoip::GeoIpError> {
+    let mut opts = NormalizeOptions::default();
+    if !databases.is_empty() {
+        let g = geoip::GeoIp::open(databases)?;
+        tracing::info!(databases = ?g, "GeoIP databases opened");
+        opts.geoip = Some(std::sync::Arc::new(g));
+    }
+    Ok(opts)
+}
+
 /// `detectd ecs FILE...`: the normalised documents as NDJSON on stdout, skipped records on
 /// stderr (file, record, reason) and a summary; exit code 1 when any record was skipped.
 pub fn ecs_command(cli: &Cli, args: &EcsArgs) -> anyhow::Result<ExitCode> {
-    let mut opts = NormalizeOptions::default();
     let databases = if args.geoip.is_empty() {
         cli.load_config()?.embedded.geoip_databases
     } else {
         args.geoip.clone()
     };
-    if !databases.is_empty() {
-        opts.geoip = Some(std::sync::Arc::new(geoip::GeoIp::open(&databases)?));
-    }
+    let opts = options_with_geoip(&databases)?;
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     let mut write_error: Option<std::io::Error> = None;

@@ -2,8 +2,7 @@
 //! pipeline stores them) → Elasticsearch `_bulk` `create`, with an index template holding the
 //! integration's main mappings installed first when missing.
 
-use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use elasticsearch::http::Method;
 use serde_json::Value;
@@ -11,7 +10,8 @@ use serde_json::Value;
 use super::requests;
 use super::ElasticsearchBackend;
 use crate::backend::Error;
-use crate::ecs::NormalizeOptions;
+use crate::ecs::reader::expand_paths;
+use crate::ecs::{read_file, NormalizeOptions};
 
 /// Documents per `_bulk` request.
 pub const INGEST_BATCH: usize = 1000;
@@ -20,69 +20,74 @@ pub const INGEST_BATCH: usize = 1000;
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct IngestTotals {
     pub files: usize,
-    pub records: usize,
+    /// Documents the reader produced (normalised records and passed-through ECS documents).
+    pub documents: usize,
     pub indexed: usize,
-    /// Records that are not CloudTrail or could not be normalised.
+    /// Documents already in the index (same `_id`, from an earlier ingest of the same data).
+    pub duplicates: usize,
+    /// Records (or whole files) the reader skipped: broken JSON, not CloudTrail, unreadable or
+    /// truncated; each is logged with file, record number and reason.
     pub skipped: usize,
     /// Documents Elasticsearch refused (after retries).
     pub failed: usize,
 }
 
-/// Raw CloudTrail records of one file: an S3 delivery object `{"Records": [...]}` (optionally
-/// gzip-compressed), a JSON array, or one record per line. Each record as its JSON text.
-pub fn read_records(path: &Path) -> Result<Vec<String>, Error> {
-    let io = |e: std::io::Error| Error::Io {
-        path: path.display().to_string(),
-        source: e,
-    };
-    let bytes = std::fs::read(path).map_err(io)?;
-    let text = if bytes.starts_with(&[0x1f, 0x8b]) {
-        let mut s = String::new();
-        flate2::read::MultiGzDecoder::new(bytes.as_slice())
-            .read_to_string(&mut s)
-            .map_err(io)?;
-        s
-    } else {
-        String::from_utf8(bytes)
-            .map_err(|e| io(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?
-    };
-    if let Ok(v) = serde_json::from_str::<Value>(&text) {
-        let records = match v {
-            Value::Object(mut m) => match m.remove("Records") {
-                Some(Value::Array(a)) => a,
-                _ => vec![Value::Object(m)],
-            },
-            Value::Array(a) => a,
-            _ => Vec::new(),
-        };
-        return Ok(records.iter().map(Value::to_string).collect());
-    }
-    Ok(text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .map(str::to_string)
-        .collect())
+/// Documents of one file handed from the reading thread to the sender; `done` on a file's
+/// last chunk (documents read, records skipped).
+struct Chunk {
+    file: PathBuf,
+    /// (`_id`, compact JSON) pairs.
+    docs: Vec<(String, String)>,
+    done: Option<(usize, usize)>,
 }
 
-/// Files given on the command line, folders walked (sorted, so runs are reproducible).
-pub fn collect_files(paths: &[PathBuf]) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for p in paths {
-        if p.is_dir() {
-            let mut files: Vec<PathBuf> = walkdir::WalkDir::new(p)
-                .into_iter()
-                .filter_map(Result::ok)
-                .filter(|e| e.file_type().is_file())
-                .map(|e| e.into_path())
-                .collect();
-            files.sort();
-            out.extend(files);
-        } else {
-            out.push(p.clone());
+/// Reads `files` through `crate::ecs::reader` and sends their documents in chunks of at most
+/// [`INGEST_BATCH`]; stops when the receiver is gone. Returns the number of skipped records.
+fn read_into(
+    files: &[PathBuf],
+    opts: &NormalizeOptions,
+    tx: &tokio::sync::mpsc::Sender<Chunk>,
+) -> usize {
+    let mut skipped = 0usize;
+    for file in files {
+        if tx.is_closed() {
+            break;
         }
+        let mut docs = Vec::with_capacity(INGEST_BATCH);
+        let (mut read, mut file_skipped) = (0usize, 0usize);
+        read_file(
+            file,
+            opts,
+            &mut |d| {
+                if tx.is_closed() {
+                    return; // the sender stopped (an error): skip the rest of the file
+                }
+                read += 1;
+                let json = d.doc.to_json();
+                docs.push((crate::backend::document_id(&d.doc, &json), json));
+                if docs.len() == INGEST_BATCH {
+                    let docs = std::mem::replace(&mut docs, Vec::with_capacity(INGEST_BATCH));
+                    // Err = a closed channel, handled above on the next document.
+                    let _ = tx.blocking_send(Chunk {
+                        file: file.clone(),
+                        docs,
+                        done: None,
+                    });
+                }
+            },
+            &mut |e| {
+                file_skipped += 1;
+                tracing::warn!(file = %e.file.display(), record = ?e.record, reason = %e.reason, "record skipped");
+            },
+        );
+        skipped += file_skipped;
+        let _ = tx.blocking_send(Chunk {
+            file: file.clone(),
+            docs,
+            done: Some((read, file_skipped)),
+        });
     }
-    out
+    skipped
 }
 
 /// Installs the CloudTrail index template for `index` unless one of that name exists.
@@ -104,21 +109,31 @@ pub async fn ensure_template(b: &ElasticsearchBackend, index: &str) -> Result<()
     Ok(())
 }
 
-/// Bulk-creates `docs` in `index`, retrying items rejected with 429 (bounded); returns
-/// (indexed, failed).
+/// What one `bulk_create` did with its documents.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct BulkOutcome {
+    pub indexed: usize,
+    /// Already in the index (409 on `create` with the same `_id`): an earlier ingest.
+    pub duplicates: usize,
+    /// Refused (after retries).
+    pub failed: usize,
+}
+
+/// Bulk-creates `docs` ((`_id`, compact JSON) pairs) in `index`, retrying items rejected with
+/// 429/502–504 (bounded).
 pub async fn bulk_create(
     b: &ElasticsearchBackend,
     index: &str,
-    docs: &[Value],
-) -> Result<(usize, usize), Error> {
+    docs: &[(String, String)],
+) -> Result<BulkOutcome, Error> {
     let path = format!("/{}/_bulk", requests::encode_path_segment(index));
-    let mut pending: Vec<&Value> = docs.iter().collect();
-    let (mut indexed, mut failed) = (0, 0);
+    let mut pending: Vec<&(String, String)> = docs.iter().collect();
+    let mut out = BulkOutcome::default();
     let retry = b.retry;
     let mut attempt = 0;
     while !pending.is_empty() {
         let (status, resp) = b
-            .send_ndjson(&path, requests::bulk_create_auto_id_body(&pending))
+            .send_ndjson(&path, requests::bulk_ingest_body(&pending))
             .await?;
         if status >= 300 {
             return Err(Error::Request {
@@ -142,16 +157,17 @@ pub async fn bulk_create(
             let r = item.get("create").unwrap_or(item);
             let st = r.get("status").and_then(Value::as_u64).unwrap_or(500);
             match st {
-                200..=299 => indexed += 1,
+                200..=299 => out.indexed += 1,
+                409 => out.duplicates += 1,
                 429 | 502..=504 if attempt < retry.retries => again.push(doc),
                 _ => {
-                    failed += 1;
+                    out.failed += 1;
                     let reason = r
                         .get("error")
                         .map(super::responses::describe_error)
                         .unwrap_or_default();
                     // the reason of a malformed line can quote raw request bytes: keep it short
-                    tracing::warn!(index, status = st, reason = %reason.chars().take(300).collect::<String>(), "document refused");
+                    tracing::warn!(index, id = %doc.0, status = st, reason = %reason.chars().take(300).collect::<String>(), "document refused");
                 }
             }
         }
@@ -161,51 +177,74 @@ pub async fn bulk_create(
         pending = again;
         attempt += 1;
     }
-    Ok((indexed, failed))
+    Ok(out)
 }
 
-/// Normalises and loads every file into `index`.
+/// A reading thread that did not finish (it panicked or was cancelled).
+fn thread_failed(what: &str, e: tokio::task::JoinError) -> Error {
+    Error::Io {
+        path: what.to_string(),
+        source: std::io::Error::other(e.to_string()),
+    }
+}
+
+/// Normalises and loads every file (folders walked) into `index`, streaming: a reading thread
+/// hands over chunks of [`INGEST_BATCH`] documents through a small bounded channel, so memory
+/// stays bounded by a few batches whatever the file sizes. Bad records are skipped and counted;
+/// an Elasticsearch error that retries do not cure stops the run.
 pub async fn ingest(
     b: &ElasticsearchBackend,
-    files: &[PathBuf],
+    paths: &[PathBuf],
     index: &str,
+    opts: NormalizeOptions,
 ) -> Result<IngestTotals, Error> {
     ensure_template(b, index).await?;
-    let mut totals = IngestTotals::default();
-    let opts = NormalizeOptions::default();
-    let files = collect_files(files);
+    let paths = paths.to_vec();
+    let (files, unlisted) = tokio::task::spawn_blocking(move || {
+        let mut unlisted = 0usize;
+        let files = expand_paths(&paths, &mut |e| {
+            unlisted += 1;
+            tracing::warn!(path = %e.file.display(), reason = %e.reason, "path skipped");
+        });
+        (files, unlisted)
+    })
+    .await
+    .map_err(|e| thread_failed("listing files", e))?;
+    let mut totals = IngestTotals {
+        files: files.len(),
+        skipped: unlisted,
+        ..IngestTotals::default()
+    };
     // drawn only when stderr is a terminal
     let bar = indicatif::ProgressBar::new(files.len() as u64);
     bar.set_style(
         indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} files {msg}")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
-    for file in files {
-        let records = read_records(&file)?;
-        totals.files += 1;
-        totals.records += records.len();
-        let mut docs = Vec::with_capacity(records.len());
-        for raw in &records {
-            match crate::ecs::normalize_str(raw, &opts) {
-                Ok(d) => docs.push(d.into_value()),
-                Err(e) => {
-                    totals.skipped += 1;
-                    tracing::debug!(file = %file.display(), error = %e, "record skipped");
-                }
-            }
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Chunk>(2);
+    let reader = tokio::task::spawn_blocking(move || read_into(&files, &opts, &tx));
+    let (mut file_ok, mut file_bad) = (0usize, 0usize);
+    while let Some(chunk) = rx.recv().await {
+        if !chunk.docs.is_empty() {
+            // On error `rx` is dropped and the reading thread stops at its next chunk.
+            let o = bulk_create(b, index, &chunk.docs).await?;
+            totals.documents += chunk.docs.len();
+            totals.indexed += o.indexed;
+            totals.duplicates += o.duplicates;
+            totals.failed += o.failed;
+            file_ok += o.indexed;
+            file_bad += o.failed;
         }
-        let (mut ok, mut bad) = (0, 0);
-        for chunk in docs.chunks(INGEST_BATCH) {
-            let (i, f) = bulk_create(b, index, chunk).await?;
-            ok += i;
-            bad += f;
+        if let Some((read, skipped)) = chunk.done {
+            tracing::info!(file = %chunk.file.display(), documents = read, skipped, indexed = file_ok, failed = file_bad, "file ingested");
+            (file_ok, file_bad) = (0, 0);
+            bar.inc(1);
+            bar.set_message(format!("{} documents indexed", totals.indexed));
         }
-        totals.indexed += ok;
-        totals.failed += bad;
-        tracing::info!(file = %file.display(), records = records.len(), indexed = ok, failed = bad, "file ingested");
-        bar.inc(1);
-        bar.set_message(format!("{} documents indexed", totals.indexed));
     }
+    totals.skipped += reader
+        .await
+        .map_err(|e| thread_failed("reading files", e))?;
     bar.finish_and_clear();
     Ok(totals)
 }

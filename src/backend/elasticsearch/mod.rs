@@ -1073,20 +1073,29 @@ fn ok_or_error(op: &str, r: Reply) -> Result<Value, Error> {
 pub fn ingest_command(cli: &Cli, args: &IngestArgs) -> anyhow::Result<ExitCode> {
     let config = cli.load_config()?;
     let backend = ElasticsearchBackend::new(&config.elasticsearch, &config.alerts)?;
+    let databases = if args.geoip.is_empty() {
+        config.embedded.geoip_databases.clone()
+    } else {
+        args.geoip.clone()
+    };
+    let opts = crate::ecs::options_with_geoip(&databases)?;
     let runtime = tokio::runtime::Runtime::new()?;
     let started = Instant::now();
-    let totals = runtime.block_on(ingest::ingest(&backend, &args.files, &args.index))?;
+    let totals = runtime.block_on(ingest::ingest(&backend, &args.files, &args.index, opts))?;
     eprintln!(
-        "ingested {} of {} records from {} files into {} in {:.1}s ({} skipped, {} refused)",
+        "ingested {} of {} documents from {} files into {} in {:.1}s ({} already there, {} records skipped, {} refused)",
         totals.indexed,
-        totals.records,
+        totals.documents,
         totals.files,
         args.index,
         started.elapsed().as_secs_f64(),
+        totals.duplicates,
         totals.skipped,
         totals.failed
     );
-    Ok(if totals.failed > 0 {
+    // Everything readable was loaded; a skipped record or a refused document still fails the
+    // command, as `detectd ecs` does.
+    Ok(if totals.failed > 0 || totals.skipped > 0 {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS

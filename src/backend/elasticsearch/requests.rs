@@ -372,12 +372,15 @@ pub fn field_caps_path(indices: &[String]) -> String {
     )
 }
 
-/// `_bulk` NDJSON of `create` actions without ids (ingest; data streams accept only `create`).
-pub fn bulk_create_auto_id_body(docs: &[&Value]) -> String {
-    let mut out = String::new();
-    for d in docs {
-        out.push_str("{\"create\":{}}\n");
-        out.push_str(&d.to_string());
+/// `_bulk` NDJSON of `create` actions for (id, compact JSON document) pairs (ingest; data
+/// streams accept only `create`, and a second ingest of the same document answers 409).
+pub fn bulk_ingest_body(docs: &[&(String, String)]) -> String {
+    let mut out = String::with_capacity(docs.iter().map(|(i, d)| i.len() + d.len() + 24).sum());
+    for (id, doc) in docs {
+        out.push_str("{\"create\":{\"_id\":");
+        out.push_str(&Value::String(id.clone()).to_string());
+        out.push_str("}}\n");
+        out.push_str(doc);
         out.push('\n');
     }
     out
@@ -516,8 +519,8 @@ mod tests {
             "{\"create\":{\"_id\":\"x\"}}\n{\"a\":1}\n"
         );
         assert_eq!(
-            bulk_create_auto_id_body(&[&json!({"b": 2})]),
-            "{\"create\":{}}\n{\"b\":2}\n"
+            bulk_ingest_body(&[&("i\"d".to_string(), "{\"b\":2}".to_string())]),
+            "{\"create\":{\"_id\":\"i\\\"d\"}}\n{\"b\":2}\n"
         );
     }
 }

@@ -8,7 +8,6 @@ use std::sync::{Arc, Mutex};
 
 use chrono::DateTime;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 use crate::backend::TimeField;
 use crate::ecs::json::Json;
@@ -59,7 +58,7 @@ impl StoreBuilder {
         let Some(ts) = source.get("@timestamp").and_then(date_millis) else {
             return Some(source);
         };
-        let id = doc_id(&source);
+        let id = crate::backend::value_id(&source);
         let raw = source.to_string().into_boxed_str();
         self.docs.push(StoredDoc { ts, id, raw });
         None
@@ -77,18 +76,7 @@ impl StoreBuilder {
             return false;
         };
         let raw = doc.to_json();
-        let id = match doc.as_json() {
-            // Already-ECS documents may use dotted keys.
-            Some(v) => doc_id(&v.to_value()),
-            None => match doc.get("event.id") {
-                Some(Json::String(s)) => s.clone(),
-                Some(Json::Array(ids)) => match ids.iter().find(|v| !v.is_null()) {
-                    Some(Json::String(s)) => s.clone(),
-                    _ => hash_id(&raw),
-                },
-                _ => hash_id(&raw),
-            },
-        };
+        let id = crate::backend::document_id(doc, &raw);
         self.docs.push(StoredDoc {
             ts,
             id,
@@ -164,22 +152,6 @@ fn push_leaves<'v>(v: &'v Value, out: &mut Vec<&'v Value>) {
         Value::Null => {}
         other => out.push(other),
     }
-}
-
-fn doc_id(source: &Value) -> String {
-    let mut ids = Vec::new();
-    values_at(source, "event.id", &mut ids);
-    if let Some(Value::String(s)) = ids.first() {
-        return s.clone();
-    }
-    hash_id(&source.to_string())
-}
-
-/// The id of a document without `event.id`: a hash of its compact JSON.
-fn hash_id(json: &str) -> String {
-    let mut h = Sha256::new();
-    h.update(json.as_bytes());
-    hex::encode(&h.finalize()[..16])
 }
 
 impl Store {
