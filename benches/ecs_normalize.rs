@@ -133,4 +133,41 @@ fn main() {
         summary.errors
     );
     let _ = std::fs::remove_file(&tmp);
+
+    // The same records as AWS delivers them: gzipped `{"Records": [...]}` files of 100 records.
+    let dir = std::env::temp_dir().join(format!("detectd-ecs-bench-{}", std::process::id()));
+    if std::fs::create_dir_all(&dir).is_err() {
+        return;
+    }
+    for (i, chunk) in sample.chunks(100).enumerate() {
+        let Ok(f) = std::fs::File::create(dir.join(format!("{i:05}.json.gz"))) else {
+            return;
+        };
+        let mut w = flate2::write::GzEncoder::new(f, flate2::Compression::default());
+        let body = chunk
+            .iter()
+            .map(|r| r.as_str())
+            .collect::<Vec<_>>()
+            .join(",");
+        let _ = write!(w, "{{\"Records\":[{body}]}}");
+        let _ = w.finish();
+    }
+    let t = Instant::now();
+    let summary = read_paths(
+        std::slice::from_ref(&dir),
+        &opts,
+        |d| {
+            std::hint::black_box(d);
+        },
+        |_| {},
+    );
+    let secs = t.elapsed().as_secs_f64();
+    println!(
+        "read_paths (2,000 gzipped delivery files): {} records in {secs:.3}s: {:.0} records/s, {:.1} MB/s ({} errors)",
+        summary.documents,
+        summary.documents as f64 / secs,
+        bytes as f64 / 1e6 / secs,
+        summary.errors
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

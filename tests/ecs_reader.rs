@@ -214,3 +214,25 @@ fn ecs_command_prints_ndjson_and_fails_on_bad_records() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_broken_record_inside_a_delivery_file_skips_only_that_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let body = format!(
+        "{{\"Records\": [{}, {{\"eventTime\": }}, 42, {}]}}",
+        record(0),
+        record(1)
+    );
+    let p = write(dir.path(), "d.json.gz", &gz(body.as_bytes()));
+    let (docs, errs, _) = read(std::slice::from_ref(&p));
+    assert_eq!(
+        docs.iter().map(|d| d.record).collect::<Vec<_>>(),
+        vec![1, 4]
+    );
+    assert_eq!(
+        errs.iter().map(|e| e.record).collect::<Vec<_>>(),
+        vec![Some(2), Some(3)]
+    );
+    assert!(errs[0].reason.starts_with("invalid json"), "{}", errs[0]);
+    assert!(errs[1].reason.contains("not an object"), "{}", errs[1]);
+}

@@ -8,6 +8,7 @@ pub mod javamap;
 pub mod json;
 pub mod normalize;
 pub mod reader;
+pub mod split;
 
 use std::io::{BufWriter, Write};
 use std::process::ExitCode;

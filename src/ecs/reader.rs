@@ -6,23 +6,23 @@
 //! and no `eventTime`, passed through unchanged). Folders are walked recursively in sorted path
 //! order, taking `.json`, `.jsonl`, `.ndjson`, `.log` and `.gz` files.
 //!
-//! Records are handed on one at a time: `Records` files and arrays are read with a streaming
-//! `serde` visitor over a `BufReader`, NDJSON line by line, so memory is bounded by one record.
-//! Bad input never stops the run: a broken record, a non-CloudTrail object, an unreadable or
-//! truncated file is reported (file, record number, reason) and skipped; a syntax error or a
-//! truncation inside a `Records` array ends that file, keeping the records read before it.
+//! Records are handed on one at a time: in `Records` files and arrays each record's bytes are
+//! found by `split` (strings and bracket depth only) and parsed from a slice, NDJSON is read line
+//! by line, so memory is bounded by one record. Bad input never stops the run: a broken record,
+//! a non-CloudTrail object, an unreadable or truncated file is reported (file, record number,
+//! reason) and skipped; a truncation or broken structure inside a `Records` array ends that
+//! file, keeping the records read before it.
 
-use std::fmt;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
-use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
 use super::doc::EcsDoc;
 use super::json::Json;
 use super::normalize::{normalize_owned, NormalizeOptions};
+use super::split::{split, Layout, Piece};
 
 /// One ECS document and where it came from.
 #[derive(Debug, Clone)]
@@ -174,13 +174,24 @@ pub fn read_stream(
     };
     match head {
         Shape::Records | Shape::Array => {
-            let mut de = serde_json::Deserializer::from_reader(reader);
-            let res = if head == Shape::Records {
-                TopSeed { sink: &mut ctx }.deserialize(&mut de)
+            let layout = if head == Shape::Records {
+                Layout::Records
             } else {
-                RecordsSeed { sink: &mut ctx }.deserialize(&mut de)
+                Layout::Array
             };
-            let res = res.and_then(|()| de.end());
+            let res = split(&mut *reader, layout, &mut |p| match p {
+                Piece::Record(bytes) => match std::str::from_utf8(bytes) {
+                    Ok(text) => ctx.record(text),
+                    Err(e) => {
+                        ctx.record += 1;
+                        ctx.error(format!("invalid utf-8: {e}"));
+                    }
+                },
+                Piece::Skipped(reason) => {
+                    ctx.record += 1;
+                    ctx.error(reason);
+                }
+            });
             if let Err(e) = res {
                 let rec = ctx.record + 1;
                 (ctx.on_error)(ReadError {
@@ -334,61 +345,5 @@ fn read_lines(mut reader: Box<dyn BufRead + '_>, sink: &mut RecordSink<'_>) {
             }
         }
         sink.record(t);
-    }
-}
-
-/// The top-level object of a delivery file: `Records` streamed, other keys skipped.
-struct TopSeed<'s, 'a> {
-    sink: &'s mut RecordSink<'a>,
-}
-
-impl<'de> DeserializeSeed<'de> for TopSeed<'_, '_> {
-    type Value = ();
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for TopSeed<'_, '_> {
-    type Value = ();
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a CloudTrail delivery object")
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        while let Some(k) = map.next_key::<String>()? {
-            if k == "Records" {
-                map.next_value_seed(RecordsSeed {
-                    sink: &mut *self.sink,
-                })?;
-            } else {
-                map.next_value::<IgnoredAny>()?;
-            }
-        }
-        Ok(())
-    }
-}
-
-/// An array of records, each handed to the sink as it is read.
-struct RecordsSeed<'s, 'a> {
-    sink: &'s mut RecordSink<'a>,
-}
-
-impl<'de> DeserializeSeed<'de> for RecordsSeed<'_, '_> {
-    type Value = ();
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_seq(self)
-    }
-}
-
-impl<'de> Visitor<'de> for RecordsSeed<'_, '_> {
-    type Value = ();
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("an array of CloudTrail records")
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while let Some(raw) = seq.next_element::<Box<RawValue>>()? {
-            self.sink.record(raw.get());
-        }
-        Ok(())
     }
 }
