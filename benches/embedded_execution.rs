@@ -146,5 +146,43 @@ fn main() -> anyhow::Result<()> {
         );
     }
     println!("peak RSS after the executions {:.0} MB", peak_rss_mb());
+
+    // The public AWS rules: their queries' match sets built one query at a time (what each
+    // rule's first execution does when nothing was prepared) against all the others in one
+    // pass (what `detectd run` does at start).
+    let aws = std::env::var_os("DETECTD_SHARED_DATA")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| root.join("../shared/data"))
+        .join("detection-rules/aws");
+    if aws.is_dir() {
+        let report = detectd::rules::load_paths(&[aws]);
+        let execs: Vec<ExecRule> = report
+            .rules
+            .iter()
+            .filter_map(|r| ExecRule::from_rule(r).ok())
+            .collect();
+        let specs: Vec<(&[String], &detectd::kql::Ast, &[serde_json::Value])> = execs
+            .iter()
+            .map(|e| (e.indices.as_slice(), &e.query, e.filters.as_slice()))
+            .collect();
+        let single = 10.min(specs.len());
+        let started = Instant::now();
+        let mut built = 0;
+        for s in &specs[..single] {
+            built += backend.prepare(std::slice::from_ref(s))?;
+        }
+        let one_at_a_time = started.elapsed().as_secs_f64();
+        let started = Instant::now();
+        let together = backend.prepare(&specs[single..])?;
+        let one_pass = started.elapsed().as_secs_f64();
+        println!(
+            "AWS rule queries over {} documents on {} threads: {built} built one at a time in {one_at_a_time:.1} s ({:.2} s per query); the other {together} in one pass in {one_pass:.1} s ({:.3} s per query, x{:.0})",
+            backend.store().len(),
+            std::thread::available_parallelism().map_or(1, |p| p.get()),
+            one_at_a_time / built.max(1) as f64,
+            one_pass / together.max(1) as f64,
+            (one_at_a_time / built.max(1) as f64) / (one_pass / together.max(1) as f64),
+        );
+    }
     Ok(())
 }

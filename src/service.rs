@@ -22,6 +22,7 @@ use crate::config::{BackendKind, Config};
 use crate::engine::{ExecRule, ExecutionResult, Status, Window};
 use crate::fields::FieldCatalog;
 use crate::http::Health;
+use crate::kql::Ast;
 use crate::rules::{Level, Rule};
 use crate::scheduler::{
     cancel_on_shutdown_signals, clock_for_run, format_status_json, format_status_text, parse_cron,
@@ -137,8 +138,45 @@ pub async fn open_backend(
                 state: cfg.embedded.state_file.clone(),
                 executions: cfg.embedded.executions_file.clone(),
             };
-            let backend = EmbeddedBackend::new(store, FieldCatalog::builtin(), &paths)?;
-            Ok(Arc::new(backend))
+            let backend = Arc::new(EmbeddedBackend::new(
+                store,
+                FieldCatalog::builtin(),
+                &paths,
+            )?);
+            // Every rule's query evaluated over the store in one pass, before the first
+            // executions (which would otherwise each parse the whole store).
+            let queries: Vec<(Vec<String>, Ast, Vec<serde_json::Value>)> = rules
+                .iter()
+                .map(|r| {
+                    (
+                        r.exec.indices.clone(),
+                        r.exec.query.clone(),
+                        r.exec.filters.clone(),
+                    )
+                })
+                .collect();
+            let b = backend.clone();
+            let started = Instant::now();
+            let built = tokio::task::spawn_blocking(move || {
+                let q: Vec<(&[String], &Ast, &[serde_json::Value])> = queries
+                    .iter()
+                    .map(|(i, q, f)| (i.as_slice(), q, f.as_slice()))
+                    .collect();
+                b.prepare(&q)
+            })
+            .await
+            .context("evaluating rule queries")?;
+            match built {
+                Ok(n) => tracing::info!(
+                    queries = n,
+                    documents = backend.store().len(),
+                    seconds = started.elapsed().as_secs_f64(),
+                    "rule queries evaluated over the embedded data"
+                ),
+                // The executions build what they need themselves (and report it).
+                Err(e) => tracing::warn!(error = %e, "evaluating rule queries ahead failed"),
+            }
+            Ok(backend)
         }
         BackendKind::Elasticsearch => {
             let backend = ElasticsearchBackend::new(&cfg.elasticsearch, &cfg.alerts)?;

@@ -86,21 +86,98 @@ impl EmbeddedBackend {
     }
 
     fn match_set(&self, query: &Ast, filters: &[Value]) -> Result<MatchSet, Error> {
-        let key = format!("{query:?}{filters:?}");
+        let key = match_key(query, filters);
         if let Some(m) = lock(&self.matches).get(&key) {
             return Ok(m.clone());
         }
         let m = compile(query, filters, &self.catalog)?;
-        let mut bits = vec![0u64; self.store.len().div_ceil(64)];
-        for i in 0..self.store.len() {
-            let d = self.store.doc(i as u32).source();
-            if !crate::alerts::is_alert(&d) && m(&d) {
-                bits[i / 64] |= 1 << (i % 64);
-            }
-        }
-        let bits = Arc::new(bits);
+        let bits = Arc::new(self.build_sets(&[&m])?.remove(0));
         lock(&self.matches).insert(key, bits.clone());
         Ok(bits)
+    }
+
+    /// Builds the match sets of many queries (index patterns, KQL, filters) in one pass over
+    /// the store, parsing each document once for all of them, so the first execution of each
+    /// rule does not parse the whole store again. Queries whose patterns do not select the
+    /// embedded data, already built, or that do not compile (their executions report it) are
+    /// left out. Returns how many sets were built.
+    pub fn prepare(&self, queries: &[(&[String], &Ast, &[Value])]) -> Result<usize, Error> {
+        let mut todo: Vec<(String, DocMatcher)> = Vec::new();
+        {
+            let cached = lock(&self.matches);
+            for (indices, query, filters) in queries {
+                if !indices_match(indices) {
+                    continue;
+                }
+                let key = match_key(query, filters);
+                if cached.contains_key(&key) || todo.iter().any(|(k, _)| *k == key) {
+                    continue;
+                }
+                if let Ok(m) = compile(query, filters, &self.catalog) {
+                    todo.push((key, m));
+                }
+            }
+        }
+        let matchers: Vec<&DocMatcher> = todo.iter().map(|(_, m)| m).collect();
+        let sets = self.build_sets(&matchers)?;
+        let built = sets.len();
+        let mut cached = lock(&self.matches);
+        for ((key, _), bits) in todo.into_iter().zip(sets) {
+            cached.insert(key, Arc::new(bits));
+        }
+        Ok(built)
+    }
+
+    /// One bitset per matcher over the whole store (alerts never match), each document parsed
+    /// once; the store is cut into contiguous ranges of 64-document words, one per core.
+    fn build_sets(&self, matchers: &[&DocMatcher]) -> Result<Vec<Vec<u64>>, Error> {
+        if matchers.is_empty() {
+            return Ok(Vec::new());
+        }
+        let n = self.store.len();
+        let words = n.div_ceil(64);
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |p| p.get())
+            .min(8)
+            .min(words.max(1));
+        let per = words.div_ceil(threads);
+        let store = &self.store;
+        let parts: Vec<Option<Vec<Vec<u64>>>> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..threads)
+                .map(|t| {
+                    let (w0, w1) = ((t * per).min(words), ((t + 1) * per).min(words));
+                    s.spawn(move || {
+                        let mut bits = vec![vec![0u64; w1 - w0]; matchers.len()];
+                        for i in (w0 * 64)..(w1 * 64).min(n) {
+                            let d = store.doc(i as u32).source();
+                            if crate::alerts::is_alert(&d) {
+                                continue;
+                            }
+                            for (q, m) in matchers.iter().enumerate() {
+                                if m(&d) {
+                                    bits[q][i / 64 - w0] |= 1 << (i % 64);
+                                }
+                            }
+                        }
+                        bits
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().ok()).collect()
+        });
+        let mut out: Vec<Vec<u64>> = vec![Vec::with_capacity(words); matchers.len()];
+        for part in parts {
+            let Some(part) = part else {
+                return Err(Error::Request {
+                    operation: "evaluating queries over the embedded store".into(),
+                    reason: "a worker thread panicked".into(),
+                });
+            };
+            for (q, b) in part.into_iter().enumerate() {
+                out[q].extend(b);
+            }
+        }
+        Ok(out)
     }
 
     /// Matching documents in the window of `q`, ascending by time, as (time, index).
@@ -111,7 +188,11 @@ impl EmbeddedBackend {
         to: i64,
     ) -> Result<impl Iterator<Item = (i64, u32)> + 's, Error> {
         let selected = indices_match(q.indices);
-        let bits = self.match_set(q.query, q.filters)?;
+        let bits = if selected {
+            self.match_set(q.query, q.filters)?
+        } else {
+            Arc::new(Vec::new())
+        };
         Ok(self
             .store
             .range(q.time, from, to)
@@ -170,6 +251,11 @@ impl EmbeddedBackend {
 }
 
 use crate::sync::lock;
+
+/// The cache key of a query's match set.
+fn match_key(query: &Ast, filters: &[Value]) -> String {
+    format!("{query:?}{filters:?}")
+}
 
 /// True when one of the rule's index patterns selects the embedded data stream.
 fn indices_match(patterns: &[String]) -> bool {
@@ -401,6 +487,7 @@ impl Backend for EmbeddedBackend {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 
@@ -413,5 +500,65 @@ mod tests {
         assert!(!indices_match(&[]));
         assert!(glob_match("a*b*c", "aXbYc"));
         assert!(!glob_match("a*b*c", "aXcYb"));
+    }
+
+    fn backend(n: usize, dir: &std::path::Path) -> EmbeddedBackend {
+        let docs: Vec<Value> = (0..n)
+            .map(|i| {
+                serde_json::json!({
+                    "@timestamp": format!("2024-01-01T00:{:02}:{:02}.000Z", (i / 60) % 60, i % 60),
+                    "event": {"id": format!("e{i}"), "action": if i % 3 == 0 { "A" } else { "B" }},
+                    "user": {"name": format!("u{}", i % 7)}
+                })
+            })
+            .collect();
+        let (store, rejected) = Store::new(docs);
+        assert!(rejected.is_empty());
+        EmbeddedBackend::new(
+            store,
+            FieldCatalog::builtin(),
+            &EmbeddedPaths {
+                alerts: dir.join("a.ndjson"),
+                state: dir.join("s.json"),
+                executions: dir.join("x.ndjson"),
+            },
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn prepared_match_sets_equal_the_ones_built_one_query_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        // not a multiple of 64, several words per thread
+        let n = 64 * 9 + 13;
+        let (ahead, lazy) = (backend(n, dir.path()), backend(n, dir.path()));
+        let queries: Vec<Ast> = [
+            "event.action: A",
+            "user.name: u3 or event.action: A",
+            "not user.name: u1",
+        ]
+        .iter()
+        .map(|q| crate::kql::parse(q).unwrap())
+        .collect();
+        let logs = vec!["logs-*".to_string()];
+        let other = vec!["winlogbeat-*".to_string()];
+        let mut spec: Vec<(&[String], &Ast, &[Value])> = queries
+            .iter()
+            .map(|q| (logs.as_slice(), q, &[][..]))
+            .collect();
+        // a duplicate and a query on patterns that do not select the embedded data
+        spec.push((logs.as_slice(), &queries[0], &[]));
+        spec.push((other.as_slice(), &queries[1], &[]));
+        assert_eq!(ahead.prepare(&spec).unwrap(), 3);
+        assert_eq!(ahead.prepare(&spec).unwrap(), 0, "already built");
+        for q in &queries {
+            let a = ahead.match_set(q, &[]).unwrap();
+            let b = lazy.match_set(q, &[]).unwrap();
+            assert_eq!(a, b);
+            assert!(a.iter().any(|w| *w != 0));
+        }
+        let a = ahead.match_set(&queries[0], &[]).unwrap();
+        let count: u32 = a.iter().map(|w| w.count_ones()).sum();
+        assert_eq!(count as usize, n.div_ceil(3));
     }
 }
