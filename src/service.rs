@@ -157,6 +157,11 @@ pub async fn open_backend(
                 .collect();
             let b = backend.clone();
             let started = Instant::now();
+            tracing::info!(
+                rules = queries.len(),
+                documents = backend.store().len(),
+                "evaluating rule queries over the embedded data"
+            );
             let built = tokio::task::spawn_blocking(move || {
                 let q: Vec<(&[String], &Ast, &[serde_json::Value])> = queries
                     .iter()
