@@ -278,6 +278,12 @@ impl EcsDoc {
         self.0.to_value()
     }
 
+    /// Appends the compact JSON text to `out`.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        // Writing a tree of strings and parsed values into memory cannot fail.
+        let _ = serde_json::to_writer(out, &self.0);
+    }
+
     /// Compact JSON text.
     pub fn to_json(&self) -> String {
         // Serialising a tree of strings and parsed values cannot fail.

@@ -50,6 +50,9 @@ pub struct Store {
 #[derive(Debug, Default)]
 pub struct StoreBuilder {
     docs: Vec<StoredDoc>,
+    /// Reused for serialising each document, which is then stored in an allocation of its
+    /// exact size (a `String` grown by doubling can keep up to twice the bytes it holds).
+    scratch: Vec<u8>,
 }
 
 impl StoreBuilder {
@@ -59,7 +62,7 @@ impl StoreBuilder {
             return Some(source);
         };
         let id = crate::backend::value_id(&source);
-        let raw = source.to_string().into_boxed_str();
+        let raw: Box<str> = Box::from(source.to_string().as_str());
         self.docs.push(StoredDoc { ts, id, raw });
         None
     }
@@ -75,12 +78,17 @@ impl StoreBuilder {
         else {
             return false;
         };
-        let raw = doc.to_json();
-        let id = crate::backend::document_id(doc, &raw);
+        self.scratch.clear();
+        doc.write_json(&mut self.scratch);
+        // The serialiser writes UTF-8 only.
+        let Ok(raw) = std::str::from_utf8(&self.scratch) else {
+            return false;
+        };
+        let id = crate::backend::document_id(doc, raw);
         self.docs.push(StoredDoc {
             ts,
             id,
-            raw: raw.into_boxed_str(),
+            raw: Box::from(raw),
         });
         true
     }
