@@ -1,8 +1,7 @@
-//! Command-line interface: argument structs (clap) and dispatch to the module that owns each
-//! command. Handlers return the process exit code; `main` maps errors to exit code 2.
+//! Command-line interface: the clap argument structs. `crate::commands` runs them; `main` maps
+//! errors to exit code 2.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -23,11 +22,7 @@ pub struct Cli {
     pub command: Command,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    Human,
-    Json,
-}
+pub use crate::logging::LogFormat;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum OutputFormat {
@@ -163,26 +158,4 @@ pub struct IngestArgs {
     /// repeatable. Default: `embedded.geoip_databases` from the config.
     #[arg(long = "geoip", value_name = "MMDB")]
     pub geoip: Vec<PathBuf>,
-}
-
-impl Cli {
-    /// The configuration: the `--config` file (which must exist), else `config.toml` when
-    /// present, else the defaults; then `DETECTD__...` environment overrides.
-    pub fn load_config(&self) -> Result<crate::config::Config, crate::config::ConfigError> {
-        crate::config::Config::load_from(self.config.as_deref())
-    }
-}
-
-/// Runs the parsed command.
-pub fn dispatch(cli: &Cli) -> anyhow::Result<ExitCode> {
-    match &cli.command {
-        Command::Validate(a) => crate::rules::validate_command(cli, a),
-        Command::Explain(a) => crate::dsl::explain_command(cli, a),
-        Command::Match(a) => crate::matcher::match_command(cli, a),
-        Command::Ecs(a) => crate::ecs::ecs_command(cli, a),
-        Command::Generate(a) => crate::generate::generate_command(cli, a),
-        Command::Run(a) => crate::service::run_command(cli, a),
-        Command::Status(a) => crate::service::status_command(cli, a),
-        Command::Ingest(a) => crate::backend::elasticsearch::ingest_command(cli, a),
-    }
 }

@@ -6,10 +6,12 @@
 pub mod alerts;
 pub mod backend;
 pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod dsl;
 pub mod ecs;
 pub mod engine;
+pub mod explain;
 pub mod fields;
 pub mod generate;
 pub mod http;

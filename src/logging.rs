@@ -3,7 +3,12 @@
 
 use tracing_subscriber::EnvFilter;
 
-use crate::cli::LogFormat;
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
 
 /// Installs the global subscriber (a second call is a no-op).
 pub fn init(format: LogFormat) {

@@ -12,7 +12,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() -> ExitCode {
     let cli = detectd::cli::Cli::parse();
     detectd::logging::init(cli.log_format);
-    match detectd::cli::dispatch(&cli) {
+    match detectd::commands::dispatch(&cli) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");

@@ -5,7 +5,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
@@ -17,7 +16,6 @@ use chrono::{DateTime, Utc};
 use crate::backend::elasticsearch::ElasticsearchBackend;
 use crate::backend::embedded::{EmbeddedBackend, EmbeddedPaths, Store, StoreBuilder};
 use crate::backend::{Backend, ExecutionRecord, RuleState};
-use crate::cli::{Cli, OutputFormat, RunArgs, StatusArgs};
 use crate::config::{BackendKind, Config};
 use crate::engine::{ExecRule, ExecutionResult, Status, Window};
 use crate::fields::FieldCatalog;
@@ -25,10 +23,9 @@ use crate::http::Health;
 use crate::kql::Ast;
 use crate::rules::{Level, Rule};
 use crate::scheduler::{
-    cancel_on_shutdown_signals, clock_for_run, format_status_json, format_status_text, parse_cron,
-    reload_triggers, status_report, BackendStore, ExecutionOutcome, ExecutionRecordDoc,
-    ExecutionStatus, Executor, Recorder, RunSummary, ScheduledRule, Scheduler, SchedulerOptions,
-    Window as SchedWindow,
+    cancel_on_shutdown_signals, clock_for_run, parse_cron, reload_triggers, BackendStore,
+    ExecutionOutcome, ExecutionRecordDoc, ExecutionStatus, Executor, Recorder, RunSummary,
+    ScheduledRule, Scheduler, SchedulerOptions, Window as SchedWindow,
 };
 
 /// A rule the service runs: the validated rule and its execution view.
@@ -232,12 +229,12 @@ type RuleMap = Arc<RwLock<HashMap<String, RunnableRule>>>;
 
 /// Alerts of one rule during this run.
 #[derive(Debug, Default)]
-struct Tally {
-    name: String,
-    severity: String,
-    created: std::collections::HashSet<String>,
+pub struct Tally {
+    pub name: String,
+    pub severity: String,
+    pub created: std::collections::HashSet<String>,
     /// Distinct alerts that already existed before this run.
-    existing: std::collections::HashSet<String>,
+    pub existing: std::collections::HashSet<String>,
 }
 
 /// Runs scheduled executions through the engine on the backend, feeding metrics and a
@@ -354,20 +351,40 @@ impl Recorder for MeteredRecorder {
     }
 }
 
-/// `detectd run`: every enabled rule on its schedule; with `--start` a replay.
-pub fn run_command(cli: &Cli, args: &RunArgs) -> anyhow::Result<ExitCode> {
-    let cfg = cli.load_config()?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    rt.block_on(run(cfg, cli.config.clone(), args))
+/// What `detectd run` was asked for.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Replay from this time (RFC 3339 or date math) at full speed.
+    pub start: Option<String>,
+    /// Stop the replay at this time (default: continue live).
+    pub end: Option<String>,
+    /// The config file to read again on reload (`None`: `config.toml` when present).
+    pub config_path: Option<PathBuf>,
 }
 
-async fn run(
+/// What a run is about to do, reported before the first execution.
+#[derive(Debug, Clone)]
+pub struct RunStart {
+    pub rules: usize,
+    pub backend: &'static str,
+}
+
+/// The end of a run: the scheduler's totals and the alerts of each rule.
+#[derive(Debug)]
+pub struct RunOutcome {
+    pub summary: RunSummary,
+    /// By rule id.
+    pub tally: BTreeMap<String, Tally>,
+}
+
+/// `detectd run`: every enabled rule on its schedule; with `start` a replay. `started` is told
+/// what runs once the backend is open, before the first execution.
+pub async fn run(
     cfg: Config,
-    config_path: Option<PathBuf>,
-    args: &RunArgs,
-) -> anyhow::Result<ExitCode> {
+    opts: RunOptions,
+    started: impl FnOnce(&RunStart),
+) -> anyhow::Result<RunOutcome> {
+    let config_path = opts.config_path.clone();
     let rules = load_rules(&cfg);
     if rules.is_empty() {
         anyhow::bail!("no runnable rules in {}", cfg.rules_dir.display());
@@ -380,7 +397,7 @@ async fn run(
                 .ok()
         })
         .collect();
-    let run_clock = clock_for_run(args.start.as_deref(), args.end.as_deref(), Utc::now())?;
+    let run_clock = clock_for_run(opts.start.as_deref(), opts.end.as_deref(), Utc::now())?;
     let backend = open_backend(&cfg, &rules).await?;
     let health = Arc::new(Health::default());
     health.metrics.set_rules_loaded(schedule.len() as u64);
@@ -405,7 +422,7 @@ async fn run(
     });
     let mut options = SchedulerOptions::from_config(&cfg.scheduler)?;
     options.end = run_clock.end;
-    options.progress = args.start.is_some();
+    options.progress = opts.start.is_some();
     let scheduler = Scheduler::new(executor.clone(), store, recorder, run_clock.clock, options);
     let handle = scheduler.handle();
     let cancel = handle.cancellation();
@@ -438,24 +455,49 @@ async fn run(
             reload_handle.reload(fresh);
         }
     });
-    println!(
-        "detectd: {} rules on the {} backend{}",
-        schedule.len(),
-        backend_name(&cfg),
-        match (&args.start, &args.end) {
-            (Some(s), Some(e)) => format!(", replaying {s} .. {e}"),
-            (Some(s), None) => format!(", replaying from {s} then live"),
-            _ => String::new(),
-        }
-    );
+    started(&RunStart {
+        rules: schedule.len(),
+        backend: backend_name(&cfg),
+    });
     let summary = scheduler.run(schedule).await?;
     cancel.cancel();
-    print_summary(&cfg, &summary, &executor.tally);
-    Ok(if summary.failed > 0 {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
+    let tally = std::mem::take(&mut *crate::sync::lock(&executor.tally));
+    Ok(RunOutcome { summary, tally })
+}
+
+/// The configured backend's name.
+pub fn backend_name(cfg: &Config) -> &'static str {
+    match cfg.backend {
+        BackendKind::Embedded => "embedded",
+        BackendKind::Elasticsearch => "elasticsearch",
+    }
+}
+
+/// Rule states and recent execution records, for `detectd status`.
+pub async fn status_sources(
+    cfg: &Config,
+) -> anyhow::Result<(BTreeMap<String, RuleState>, Vec<ExecutionRecordDoc>)> {
+    match cfg.backend {
+        BackendKind::Embedded => {
+            let states = crate::backend::embedded::read_state(&cfg.embedded.state_file)?;
+            let records = crate::backend::embedded::read_records(&cfg.embedded.executions_file)?
+                .iter()
+                .filter_map(ExecutionRecordDoc::from_record)
+                .collect();
+            Ok((states, records))
+        }
+        BackendKind::Elasticsearch => {
+            let backend = ElasticsearchBackend::new(&cfg.elasticsearch, &cfg.alerts)?;
+            let states = backend.load_state().await?;
+            let records = backend
+                .recent_executions(10_000)
+                .await?
+                .iter()
+                .filter_map(ExecutionRecordDoc::from_record)
+                .collect();
+            Ok((states, records))
+        }
+    }
 }
 
 /// Reloads the rules; a rule whose file no longer loads keeps its last good version.
@@ -480,99 +522,6 @@ fn reload(cfg: &Config, current: &RuleMap) -> Vec<ScheduledRule> {
     }
     *map = fresh;
     map.values().filter_map(|r| scheduled(r).ok()).collect()
-}
-
-fn backend_name(cfg: &Config) -> &'static str {
-    match cfg.backend {
-        BackendKind::Embedded => "embedded",
-        BackendKind::Elasticsearch => "elasticsearch",
-    }
-}
-
-fn print_summary(cfg: &Config, s: &RunSummary, tally: &Mutex<BTreeMap<String, Tally>>) {
-    let tally = crate::sync::lock(tally);
-    let existing: usize = tally.values().map(|t| t.existing.len()).sum();
-    println!(
-        "\n{} executions ({} failed, {} gaps): {} new alerts, {} already stored",
-        s.executions, s.failed, s.gaps, s.alerts, existing
-    );
-    if !tally.is_empty() {
-        let width = tally
-            .values()
-            .map(|t| t.name.len())
-            .max()
-            .unwrap_or(4)
-            .max(4);
-        println!(
-            "\n{:<width$}  {:>10}  {:>14}  severity",
-            "rule", "new alerts", "already stored"
-        );
-        for t in tally.values() {
-            println!(
-                "{:<width$}  {:>10}  {:>14}  {}",
-                t.name,
-                t.created.len(),
-                t.existing.len(),
-                t.severity
-            );
-        }
-    }
-    match cfg.backend {
-        BackendKind::Embedded => println!(
-            "\nalerts: {}  executions: {}  state: {}",
-            cfg.embedded.alerts_file.display(),
-            cfg.embedded.executions_file.display(),
-            cfg.embedded.state_file.display()
-        ),
-        BackendKind::Elasticsearch => {
-            println!("\nalerts: Elasticsearch index alias {}", cfg.alerts.index)
-        }
-    }
-}
-
-/// `detectd status`: per rule, last run, next run, status, last duration, alerts in the last
-/// day, open gaps — from the persisted state and execution records.
-pub fn status_command(cli: &Cli, args: &StatusArgs) -> anyhow::Result<ExitCode> {
-    let cfg = cli.load_config()?;
-    let rules = load_rules(&cfg);
-    let schedule: Vec<ScheduledRule> = rules.iter().filter_map(|r| scheduled(r).ok()).collect();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    let (states, records) = rt.block_on(status_sources(&cfg))?;
-    let now = Utc::now();
-    let rows = status_report(&schedule, &states, &records, now);
-    match args.format {
-        OutputFormat::Text => print!("{}", format_status_text(&rows)),
-        OutputFormat::Json => println!("{}", format_status_json(&rows)),
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-async fn status_sources(
-    cfg: &Config,
-) -> anyhow::Result<(BTreeMap<String, RuleState>, Vec<ExecutionRecordDoc>)> {
-    match cfg.backend {
-        BackendKind::Embedded => {
-            let states = crate::backend::embedded::read_state(&cfg.embedded.state_file)?;
-            let records = crate::backend::embedded::read_records(&cfg.embedded.executions_file)?
-                .iter()
-                .filter_map(ExecutionRecordDoc::from_record)
-                .collect();
-            Ok((states, records))
-        }
-        BackendKind::Elasticsearch => {
-            let backend = ElasticsearchBackend::new(&cfg.elasticsearch, &cfg.alerts)?;
-            let states = backend.load_state().await?;
-            let records = backend
-                .recent_executions(10_000)
-                .await?
-                .iter()
-                .filter_map(ExecutionRecordDoc::from_record)
-                .collect();
-            Ok((states, records))
-        }
-    }
 }
 
 #[cfg(test)]

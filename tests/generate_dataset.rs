@@ -425,7 +425,7 @@ fn committed_sample_is_reproducible() {
     let detectd::cli::Command::Generate(args) = &cli.command else {
         panic!("not generate");
     };
-    let manifest = generate(&Options::from_args(args)).unwrap();
+    let manifest = generate(&detectd::commands::generate::options(args)).unwrap();
     let committed: Manifest =
         serde_json::from_str(&std::fs::read_to_string(sample.join("MANIFEST.json")).unwrap())
             .unwrap();

@@ -104,7 +104,7 @@ fn alert_visualisations_use_fields_detectd_writes() {
     let alert = detectd::alerts::build_alert(&ctx, "id", "i", "d", &src, None);
     let has = |f: &str| {
         let mut out = Vec::new();
-        detectd::backend::embedded::values_at(&alert, f, &mut out);
+        detectd::fields::values_at(&alert, f, &mut out);
         !out.is_empty()
     };
     for o in objects() {

@@ -55,7 +55,7 @@ pub fn document_id(doc: &EcsDoc, compact: &str) -> String {
 /// [`document_id`] of a parsed document.
 pub fn value_id(source: &Value) -> String {
     let mut ids = Vec::new();
-    embedded::values_at(source, "event.id", &mut ids);
+    crate::fields::values_at(source, "event.id", &mut ids);
     match ids.first() {
         Some(Value::String(s)) if s.len() <= MAX_ID_BYTES => s.clone(),
         _ => hash_id(&source.to_string()),

@@ -10,7 +10,11 @@
 //! parent and its nested path. `flattened` leaves are not fields of their own (Kibana's data view
 //! does not list them either); [`FieldCatalog::resolve`] types them through their root.
 
+mod values;
+
 use std::collections::BTreeMap;
+
+pub use values::{date_millis, values_at};
 
 /// One field as Kibana's data view sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]

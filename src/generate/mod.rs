@@ -12,12 +12,10 @@ mod world;
 use std::collections::HashMap;
 use std::fs;
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use flate2::{Compress, Compression, Crc, FlushCompress, Status};
 use serde::{Deserialize, Serialize};
 
-use crate::cli::{Cli, GenerateArgs};
 use events::{event_id, format_time, Kind, Planned, CATALOG};
 use rng::{derive, Rng};
 use world::{Class, Client, Identity, World, GLOBAL_REGION, REGIONS};
@@ -108,47 +106,6 @@ pub struct ManifestEvent {
     pub description: String,
     /// File holding the record, relative to the output folder.
     pub file: String,
-}
-
-impl Options {
-    pub fn from_args(args: &GenerateArgs) -> Self {
-        Options {
-            out: args.out.clone(),
-            seed: args.seed,
-            days: args.days,
-            start: args.start.clone(),
-            events_per_day: args.events_per_day,
-            accounts: args.accounts,
-            users_per_account: args.users_per_account,
-            compression: args.compression,
-            force: args.force,
-        }
-    }
-}
-
-/// `detectd generate`.
-pub fn generate_command(_cli: &Cli, args: &GenerateArgs) -> anyhow::Result<ExitCode> {
-    let opts = Options::from_args(args);
-    let manifest = generate(&opts)?;
-    println!(
-        "wrote {} records in {} files to {} ({} to {})",
-        manifest.records,
-        manifest.files,
-        opts.out.display(),
-        manifest.period.start,
-        manifest.period.end
-    );
-    println!(
-        "replay the last day: detectd run --start {} --end {}",
-        manifest.replay.start, manifest.replay.end
-    );
-    for e in &manifest.injected {
-        println!(
-            "injected {} {} {} -> {} ({})",
-            e.event_time, e.event_name, e.event_id, e.rule_name, e.rule_id
-        );
-    }
-    Ok(ExitCode::SUCCESS)
 }
 
 /// Generates the dataset described by `opts` and writes it with its manifest.

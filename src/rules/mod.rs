@@ -14,5 +14,5 @@ pub use file::RuleFile;
 pub use load::{load_file, load_paths, load_str, Level, LoadError, LoadReport, Loaded, Problem};
 pub use model::{OverrideError, Rule, RuleKind, Severity, Support, Technique, Threat, ThreatRef};
 pub use validate::{
-    needs_geoip, render_summary, summarize, validate_command, Summary, ValidateOutput,
+    geoip_kinds_needed, needs_geoip, render_summary, summarize, Summary, ValidateOutput,
 };

@@ -2,15 +2,12 @@
 //! JSON). Exit code 0 when no error was found, 1 otherwise.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::process::ExitCode;
 
 use serde::Serialize;
 
-use super::load::{load_paths, LoadReport, Problem};
+use super::load::{LoadReport, Problem};
 use super::model::{Rule, RuleKind, Support};
-use crate::cli::{Cli, OutputFormat, ValidateArgs};
-use crate::ecs::geoip::{GeoIp, GeoIpKind};
+use crate::ecs::geoip::GeoIpKind;
 
 /// Totals of a validation run.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -88,60 +85,6 @@ pub fn summarize(report: &LoadReport) -> Summary {
         }
     }
     s
-}
-
-/// `detectd validate`.
-pub fn validate_command(cli: &Cli, args: &ValidateArgs) -> anyhow::Result<ExitCode> {
-    let config = cli.load_config()?;
-    let paths: Vec<PathBuf> = if args.paths.is_empty() {
-        vec![config.rules_dir.clone()]
-    } else {
-        args.paths.clone()
-    };
-    let report = load_paths(&paths);
-    let mut summary = summarize(&report);
-    let mut geoip_error = None;
-    if !config.embedded.geoip_databases.is_empty() {
-        match GeoIp::open(&config.embedded.geoip_databases) {
-            Ok(g) => {
-                let have = g.kinds();
-                summary.needs_geoip = report
-                    .rules
-                    .iter()
-                    .filter(|r| geoip_kinds_needed(r).iter().any(|k| !have.contains(k)))
-                    .map(|r| format!("{} ({})", r.name, r.source.display()))
-                    .collect();
-            }
-            Err(e) => {
-                summary.errors += 1;
-                geoip_error = Some(format!("embedded.geoip_databases: {e}"));
-            }
-        }
-    }
-    if let Some(e) = &geoip_error {
-        eprintln!("error: {e}");
-    }
-    let failed = summary.errors > 0;
-    match args.format {
-        OutputFormat::Json => {
-            let out = ValidateOutput {
-                problems: report.problems,
-                summary,
-            };
-            println!("{}", serde_json::to_string_pretty(&out)?);
-        }
-        OutputFormat::Text => {
-            for p in &report.problems {
-                println!("{p}");
-            }
-            print!("{}", render_summary(&summary));
-        }
-    }
-    Ok(if failed {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
 }
 
 /// The text summary.

@@ -102,7 +102,7 @@ pub async fn ensure_template(b: &ElasticsearchBackend, index: &str) -> Result<()
     if status >= 300 {
         return Err(Error::Request {
             operation: format!("install index template {name}"),
-            reason: format!("HTTP {status}: {}", super::error_reason(&resp)),
+            reason: format!("HTTP {status}: {}", super::transport::error_reason(&resp)),
         });
     }
     tracing::info!(template = %name, "index template installed");
@@ -138,7 +138,7 @@ pub async fn bulk_create(
         if status >= 300 {
             return Err(Error::Request {
                 operation: format!("bulk ingest into {index}"),
-                reason: format!("HTTP {status}: {}", super::error_reason(&resp)),
+                reason: format!("HTTP {status}: {}", super::transport::error_reason(&resp)),
             });
         }
         let items = resp

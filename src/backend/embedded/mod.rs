@@ -20,13 +20,13 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 pub use files::{read_records, read_state, AlertsFile};
-pub use store::{date_millis, values_at, Store, StoreBuilder, StoredDoc, EMBEDDED_INDEX};
+pub use store::{Store, StoreBuilder, StoredDoc, EMBEDDED_INDEX};
 
 use crate::backend::{
     AlertDoc, Backend, Cursor, Error, ExecStats, ExecutionRecord, Hit, NewTerm, Page, QuerySpec,
     RuleState, TermsPage, WriteOutcome,
 };
-use crate::fields::FieldCatalog;
+use crate::fields::{values_at, FieldCatalog};
 use crate::kql::Ast;
 
 /// A compiled rule query (KQL + filters) over stored documents.

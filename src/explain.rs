@@ -2,7 +2,7 @@
 //! the order the backend sends them, as Kibana Dev Tools console text (`METHOD /path` then the
 //! JSON body, `# comments` naming each phase).
 //!
-//! Every path and body comes from [`requests`], the builders the backend itself uses, so the
+//! Every path and body comes from [`requests`], the builders the Elasticsearch backend itself uses, so the
 //! text is what goes on the wire for the window computed from the execution time. Values that
 //! only an earlier response can supply (the point-in-time id, the terms phase 1 returns) are
 //! written as `<<...>>` placeholder strings.
@@ -10,8 +10,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use super::requests;
-use super::NEW_TERMS_BATCH;
+use crate::backend::elasticsearch::{requests, NEW_TERMS_BATCH};
 use crate::backend::TimeField;
 use crate::engine::{ExecRule, Window, NEW_TERMS_PAGE_SIZE};
 use crate::fields::FieldCatalog;
