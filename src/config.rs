@@ -76,6 +76,10 @@ pub struct ElasticsearchConfig {
     pub verify_tls: bool,
     /// Request timeout in seconds.
     pub timeout_secs: u64,
+    /// Index of the rules' state (one document per rule).
+    pub state_index: String,
+    /// Index of the execution records.
+    pub executions_index: String,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -83,6 +87,10 @@ pub struct ElasticsearchConfig {
 pub struct AlertsConfig {
     /// Alerts index alias (Elasticsearch).
     pub index: String,
+    /// Wait for a refresh after each alert write (`refresh=wait_for`), so alerts are
+    /// searchable when the execution ends; off by default: it paces every execution by the
+    /// index refresh interval (1 s), and Kibana shows alerts a second later either way.
+    pub refresh: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -151,6 +159,8 @@ impl Default for ElasticsearchConfig {
             ca_file: None,
             verify_tls: true,
             timeout_secs: 30,
+            state_index: "detectd-state".to_string(),
+            executions_index: "detectd-executions".to_string(),
         }
     }
 }
@@ -159,6 +169,7 @@ impl Default for AlertsConfig {
     fn default() -> Self {
         AlertsConfig {
             index: "detectd-alerts-default".to_string(),
+            refresh: false,
         }
     }
 }

@@ -79,6 +79,14 @@ pub fn explain_rule(
     Ok(out.text)
 }
 
+fn search_path(indices: &[String]) -> String {
+    format!(
+        "/{}/_search?{}",
+        requests::index_path(indices),
+        requests::INDICES_OPTIONS
+    )
+}
+
 fn time_field_label(t: &TimeField) -> String {
     if t.primary == requests::TIMESTAMP || !t.fallback_to_timestamp {
         t.primary.clone()
@@ -89,25 +97,33 @@ fn time_field_label(t: &TimeField) -> String {
 
 fn explain_query(out: &mut Console, exec: &ExecRule, rq: &Value, window: Window) {
     let page_size = exec.max_signals.clamp(1, 100);
-    out.blank();
-    out.comment("query rule, 1. open a point in time over the rule's indices");
-    out.request("POST", &requests::open_pit_path(&exec.indices), None);
-    out.blank();
-    out.comment(&format!(
-        "query rule, 2. first page of events, oldest first ({page_size} = min(max_signals, 100) per page)"
-    ));
-    out.comment(
-        "next pages: the same body with \"search_after\": the last hit's \"sort\" values, and the pit id of the previous response",
-    );
     let query = requests::window_query(
         rq,
         requests::time_range_filter(&exec.time, window.from, window.to),
         None,
     );
-    let body = requests::search_page_body(query, &exec.time, page_size, PIT_PLACEHOLDER, None);
+    out.blank();
+    out.comment(
+        "no index matching the patterns (field caps lists none): a warning, no search is sent",
+    );
+    out.comment(&format!(
+        "query rule, 1. first page of events, oldest first ({page_size} = min(max_signals, 100) per page), a plain search; fewer hits than that: done"
+    ));
+    let first = requests::search_page_body(query.clone(), &exec.time, page_size, None, None);
+    out.request("POST", &search_path(&exec.indices), Some(&first));
+    out.blank();
+    out.comment("query rule, a full first page: 2. open a point in time over the rule's indices");
+    out.request("POST", &requests::open_pit_path(&exec.indices), None);
+    out.blank();
+    out.comment("query rule, 3. the pages from the start in the point in time");
+    out.comment(
+        "next pages: the same body with \"search_after\": the last hit's \"sort\" values, and the pit id of the previous response",
+    );
+    let body =
+        requests::search_page_body(query, &exec.time, page_size, Some(PIT_PLACEHOLDER), None);
     out.request("POST", "/_search", Some(&body));
     out.blank();
-    out.comment("query rule, 3. close the point in time after the last page (or on a failure)");
+    out.comment("query rule, 4. close the point in time after the last page (or on a failure)");
     out.request(
         "DELETE",
         "/_pit",
@@ -123,11 +139,7 @@ fn explain_new_terms(
     window: Window,
     history_start: DateTime<Utc>,
 ) {
-    let path = format!(
-        "/{}/_search?{}",
-        requests::index_path(&exec.indices),
-        requests::INDICES_OPTIONS
-    );
+    let path = search_path(&exec.indices);
     let in_window = requests::window_query(
         rq,
         requests::time_range_filter(&exec.time, window.from, window.to),
@@ -288,7 +300,7 @@ EXTRA
 "#;
 
     #[test]
-    fn query_rule_opens_searches_closes() {
+    fn query_rule_searches_then_pages_in_a_pit_when_the_first_page_is_full() {
         let rule = load(&RULE.replace("TYPE", "query").replace("EXTRA", ""));
         let at = crate::time::parse_absolute("2024-05-01T12:00:00Z").unwrap();
         let text = explain_rule(&rule, at, &FieldCatalog::builtin()).unwrap();
@@ -298,12 +310,16 @@ EXTRA
             lines,
             [
                 "GET /logs-aws.cloudtrail-*/_field_caps?fields=*&ignore_unavailable=true&allow_no_indices=true",
+                "POST /logs-aws.cloudtrail-*/_search?ignore_unavailable=true&allow_no_indices=true",
                 "POST /logs-aws.cloudtrail-*/_pit?keep_alive=5m",
                 "POST /_search",
                 "DELETE /_pit"
             ]
         );
-        let search = reqs[2].1.as_ref().unwrap();
+        let first = reqs[1].1.as_ref().unwrap();
+        assert!(first.get("pit").is_none());
+        assert_eq!(first["query"], reqs[3].1.as_ref().unwrap()["query"]);
+        let search = reqs[3].1.as_ref().unwrap();
         let range = &search["query"]["bool"]["filter"][0]["range"]["@timestamp"];
         assert_eq!(range["gte"], "2024-05-01T11:54:00.000Z");
         assert_eq!(range["lte"], "2024-05-01T12:00:00.000Z");

@@ -461,6 +461,11 @@ pub async fn run(
     });
     let summary = scheduler.run(schedule).await?;
     cancel.cancel();
+    // State and records still buffered by the backend (Elasticsearch's background writer);
+    // if this fails the windows since the last written state run again at the next start.
+    if let Err(e) = backend.flush().await {
+        tracing::error!(error = %e, "state and execution records not all written");
+    }
     let tally = std::mem::take(&mut *crate::sync::lock(&executor.tally));
     Ok(RunOutcome { summary, tally })
 }

@@ -152,11 +152,19 @@ fn search_after_is(r: &Request, expected: Option<&Value>) -> bool {
 
 #[tokio::test]
 async fn search_pages_through_pit_to_the_empty_page_and_closes_it() {
-    let Some(fx) = fixtures(&["026", "027", "028", "025", "031"]) else {
+    let Some(fx) = fixtures(&["026", "027", "028", "025", "031", "023"]) else {
         return;
     };
     let server = MockServer::start().await;
     mount_field_caps(&server, BOTH).await;
+    // The first page is a plain search; it comes back full (3 of 3), so a PIT is opened and
+    // the pages run in it from the start.
+    Mock::given(method("POST"))
+        .and(path(format!("/{BOTH}/_search")))
+        .respond_with(reply(&fx[5]))
+        .expect(1)
+        .mount(&server)
+        .await;
     Mock::given(method("POST"))
         .and(path(format!("/{BOTH}/_pit")))
         .respond_with(reply(&fx[0]))
@@ -234,8 +242,8 @@ async fn search_pages_through_pit_to_the_empty_page_and_closes_it() {
             .as_str()
             .unwrap()
     );
-    // field caps, open PIT, 3 searches, close PIT
-    assert_eq!(stats.round_trips.load(Ordering::Relaxed), 6);
+    // field caps, plain first page, open PIT, 3 searches, close PIT
+    assert_eq!(stats.round_trips.load(Ordering::Relaxed), 7);
     check("search_pages_pit", &sent(&server).await);
 }
 
@@ -246,6 +254,12 @@ async fn timestamp_override_sorts_on_both_fields_and_passes_long_max_back() {
     };
     let server = MockServer::start().await;
     mount_field_caps(&server, "logs-aws.cloudtrail-*").await;
+    Mock::given(method("POST"))
+        .and(path("/logs-aws.cloudtrail-*/_search"))
+        .respond_with(reply(&fx[1]))
+        .expect(1)
+        .mount(&server)
+        .await;
     Mock::given(method("POST"))
         .and(path("/logs-aws.cloudtrail-*/_pit"))
         .respond_with(reply(&fx[0]))
@@ -582,11 +596,18 @@ async fn too_many_clauses_halves_the_batch() {
 
 #[tokio::test]
 async fn search_parse_error_is_a_request_error_with_the_reason_and_closes_the_pit() {
-    let Some(fx) = fixtures(&["026", "071", "031"]) else {
+    let Some(fx) = fixtures(&["026", "071", "031", "023"]) else {
         return;
     };
     let server = MockServer::start().await;
     mount_field_caps(&server, BOTH).await;
+    // A full plain first page: the PIT is opened, its first search fails, the PIT is closed.
+    Mock::given(method("POST"))
+        .and(path(format!("/{BOTH}/_search")))
+        .respond_with(reply(&fx[3]))
+        .expect(1)
+        .mount(&server)
+        .await;
     Mock::given(method("POST"))
         .and(path(format!("/{BOTH}/_pit")))
         .respond_with(reply(&fx[0]))
@@ -762,7 +783,8 @@ async fn bulk_create_reports_created_duplicates_and_mapper_failures() {
             String::from_utf8(reqs[0].body.clone()).unwrap(),
             f["request"]["body"].as_str().unwrap()
         );
-        assert_eq!(reqs[0].url.query(), Some("refresh=wait_for"));
+        // no refresh wait on the execution path (alerts.refresh = false)
+        assert_eq!(reqs[0].url.query(), None);
         match name {
             "bulk_created" => assert_eq!(out.created.len(), 3),
             "bulk_duplicates" => {
@@ -1074,41 +1096,139 @@ async fn health_check_reports_missing_indices_forbidden_and_unmapped_time_field(
     check("health_check", &sent(&server).await);
 }
 
-#[tokio::test]
-async fn state_round_trips_through_the_state_index() {
-    let server = MockServer::start().await;
-    Mock::given(method("PUT"))
-        .and(path("/detectd-state/_doc/rule-1"))
-        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"result": "created"})))
-        .expect(1)
-        .mount(&server)
-        .await;
-    let stored = json!({"hits": {"hits": [{"_index": "detectd-state", "_id": "rule-1", "_source": {"rule_id": "rule-1", "last_start": "2026-11-23T21:04:28Z", "covered_until": "2026-11-23T21:04:28Z", "status": "succeeded", "gaps": []}}]}});
-    Mock::given(method("POST"))
-        .and(path("/detectd-state/_search"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(stored))
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path("/detectd-executions/_doc"))
-        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"result": "created"})))
-        .expect(1)
-        .mount(&server)
-        .await;
-    let b = backend(&server.uri());
-    let state = detectd::backend::RuleState {
-        last_start: Some(t(TO)),
-        covered_until: Some(t(TO)),
+/// Answers a `_bulk` of `index`/`create` actions with 201 for every item.
+struct BulkOk;
+
+impl Respond for BulkOk {
+    fn respond(&self, r: &Request) -> ResponseTemplate {
+        let text = String::from_utf8(r.body.clone()).unwrap();
+        let items: Vec<Value> = text
+            .lines()
+            .step_by(2)
+            .map(|action| {
+                let a: Value = serde_json::from_str(action).unwrap();
+                let (op, meta) = a.as_object().unwrap().iter().next().unwrap();
+                json!({op: {"_index": meta["_index"], "_id": meta["_id"], "status": 201}})
+            })
+            .collect();
+        ResponseTemplate::new(200).set_body_json(json!({"errors": false, "items": items}))
+    }
+}
+
+fn state_at(t_: &str) -> detectd::backend::RuleState {
+    detectd::backend::RuleState {
+        last_start: Some(t(t_)),
+        covered_until: Some(t(t_)),
         status: Some("succeeded".into()),
         gaps: vec![],
+    }
+}
+
+#[tokio::test]
+async fn state_and_records_reach_the_cluster_through_one_bulk_and_are_read_after_a_refresh() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/_bulk"))
+        .respond_with(BulkOk)
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/t-state/_refresh"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"_shards": {"total": 1, "successful": 1, "failed": 0}})),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    let stored = json!({"hits": {"hits": [{"_index": "t-state", "_id": "rule-1", "_source": {"rule_id": "rule-1", "last_start": TO, "covered_until": TO, "status": "succeeded", "gaps": []}}]}});
+    Mock::given(method("POST"))
+        .and(path("/t-state/_search"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(stored))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let es = ElasticsearchConfig {
+        urls: vec![server.uri()],
+        state_index: "t-state".into(),
+        executions_index: "t-executions".into(),
+        ..ElasticsearchConfig::default()
     };
-    b.save_state("rule-1", &state).await.unwrap();
-    let loaded = b.load_state().await.unwrap();
-    assert_eq!(loaded.get("rule-1"), Some(&state));
+    let b = ElasticsearchBackend::new(&es, &AlertsConfig::default()).unwrap();
+    // Handing documents over sends nothing (the writer flushes after 500 documents or 1 s).
+    b.save_state("rule-1", &state_at(FROM)).await.unwrap();
     b.record_execution(&json!({"@timestamp": TO, "rule_id": "rule-1", "status": "succeeded"}))
         .await
         .unwrap();
-    check("state_and_executions", &sent(&server).await);
+    b.save_state("rule-1", &state_at(TO)).await.unwrap();
+    assert!(server.received_requests().await.unwrap().is_empty());
+    // Reading the state flushes our writes, refreshes the index, then searches it.
+    let loaded = b.load_state().await.unwrap();
+    assert_eq!(loaded.get("rule-1"), Some(&state_at(TO)));
+    let reqs = sent(&server).await;
+    let bulk = &reqs[0]["body"];
+    // the rule's second state replaced the first one still waiting; the record kept its place
+    assert_eq!(bulk.as_array().unwrap().len(), 4, "{bulk}");
+    assert_eq!(bulk[0]["index"]["_index"], "t-state");
+    assert_eq!(bulk[0]["index"]["_id"], "rule-1");
+    assert_eq!(bulk[1]["covered_until"], json!(TO));
+    assert_eq!(bulk[2]["index"]["_index"], "t-executions");
+    check("state_and_executions", &reqs);
+}
+
+#[tokio::test]
+async fn the_writer_flushes_by_size_and_by_time_and_retries_a_refused_bulk() {
+    let server = MockServer::start().await;
+    let calls = Arc::new(AtomicUsize::new(0));
+    let unavailable = ResponseTemplate::new(503).set_body_json(json!({"error": {"type": "unavailable_shards_exception", "reason": "primary shard is not active"}, "status": 503}));
+    Mock::given(method("POST"))
+        .and(path("/_bulk"))
+        .respond_with(Sequence {
+            replies: vec![
+                unavailable.clone(),
+                unavailable.clone(),
+                unavailable.clone(),
+                unavailable,
+                ResponseTemplate::new(200).set_body_json(json!({"errors": false, "items": [
+                    {"index": {"_index": "detectd-state", "_id": "r1", "status": 200}},
+                    {"index": {"_index": "detectd-state", "_id": "r2", "status": 201}}
+                ]})),
+                ResponseTemplate::new(200).set_body_json(json!({"errors": false, "items": [
+                    {"index": {"_index": "detectd-state", "_id": "r3", "status": 201}}
+                ]})),
+            ],
+            n: calls.clone(),
+        })
+        .mount(&server)
+        .await;
+    let b = backend(&server.uri()).with_flush(detectd::backend::elasticsearch::FlushPolicy {
+        max_docs: 2,
+        interval: Duration::from_millis(100),
+    });
+    // Two documents: a flush by size, refused (503 after the request's own retries), kept.
+    b.save_state("r1", &state_at(FROM)).await.unwrap();
+    b.save_state("r2", &state_at(FROM)).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while calls.load(Ordering::SeqCst) < 5 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // 4 attempts of the refused request (3 retries), then the kept documents again after the
+    // writer's pause: written.
+    assert_eq!(calls.load(Ordering::SeqCst), 5);
+    // One document: flushed by time, without any flush call.
+    b.save_state("r3", &state_at(TO)).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while calls.load(Ordering::SeqCst) < 6 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 6);
+    let reqs = server.received_requests().await.unwrap();
+    let last = String::from_utf8(reqs[5].body.clone()).unwrap();
+    assert!(last.contains("\"_id\":\"r3\""), "{last}");
+    // nothing left to flush
+    b.flush().await.unwrap();
+    assert_eq!(server.received_requests().await.unwrap().len(), 6);
 }
 
 /// Answers a `_bulk` with one item per action line: the first item of the first request is
@@ -1512,4 +1632,376 @@ async fn ingest_stops_with_the_clusters_error_and_does_not_hang() {
         .filter(|r| r.url.path().ends_with("_bulk"))
         .count();
     assert_eq!(bulks, 1, "no bulk after the first refusal");
+}
+
+fn spec<'a>(indices: &'a [String], query: &'a Ast, time: &'a TimeField) -> QuerySpec<'a> {
+    QuerySpec {
+        indices,
+        query,
+        filters: &[],
+        time,
+        from: t(FROM),
+        to: t(TO),
+    }
+}
+
+fn at_timestamp() -> TimeField {
+    TimeField {
+        primary: "@timestamp".into(),
+        fallback_to_timestamp: false,
+    }
+}
+
+#[tokio::test]
+async fn index_patterns_matching_nothing_are_a_warning_and_send_no_search() {
+    // field caps of a pattern matching nothing: 200, no indices (recorded on 7.10); opening a
+    // point in time on it is a 500 null_pointer_exception (fixture 132), so none may be sent.
+    let Some(fx) = fixtures(&["143", "132"]) else {
+        return;
+    };
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/logs-gcp*-nothing/_field_caps"))
+        .respond_with(reply(&fx[0]))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/logs-gcp*-nothing/_pit"))
+        .respond_with(reply(&fx[1]))
+        .expect(0)
+        .mount(&server)
+        .await;
+    let b = backend(&server.uri());
+    let indices = vec!["logs-gcp*-nothing".to_string()];
+    let query = is("event.action", "StopLogging");
+    let time = at_timestamp();
+    let q = spec(&indices, &query, &time);
+    let stats = ExecStats::default();
+    let page = b.search_page(&q, 100, None, &stats).await.unwrap();
+    assert!(page.hits.is_empty() && page.cursor.is_none());
+    let terms = b
+        .terms_page(&q, &["user.name".to_string()], 10, None, &stats)
+        .await
+        .unwrap();
+    assert!(terms.tuples.is_empty() && terms.after.is_none());
+    let warnings = stats.warnings.lock().unwrap().clone();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].contains("no index matching: [\"logs-gcp*-nothing\"] was found"),
+        "{}",
+        warnings[0]
+    );
+    // two field caps, nothing else
+    let reqs = server.received_requests().await.unwrap();
+    assert!(
+        reqs.iter().all(|r| r.url.path().ends_with("_field_caps")),
+        "{reqs:?}"
+    );
+
+    // Through the engine: the execution succeeds, with Kibana's warning.
+    let rule = detectd::rules::load_str(
+        "[metadata]\ncreation_date = \"2026/11/01\"\nmaturity = \"production\"\nupdated_date = \"2026/11/01\"\n[rule]\nauthor = [\"t\"]\ndescription = \"d\"\nindex = [\"logs-gcp*-nothing\"]\nlanguage = \"kuery\"\nlicense = \"Apache-2.0\"\nname = \"n\"\nrisk_score = 21\nrule_id = \"r\"\nseverity = \"low\"\ntype = \"query\"\nquery = \"event.action: StopLogging\"\n",
+        std::path::Path::new("nothing.toml"),
+    )
+    .unwrap()
+    .rule;
+    let exec = detectd::engine::ExecRule::from_rule(&rule).unwrap();
+    let res = detectd::engine::execute(
+        &exec,
+        detectd::engine::Window {
+            from: t(FROM),
+            to: t(TO),
+        },
+        &b,
+        "exec-1",
+        t(TO),
+    )
+    .await;
+    assert_eq!(res.status, detectd::engine::Status::Succeeded, "{res:?}");
+    assert_eq!(res.warnings.len(), 1);
+    assert!(res.warnings[0].starts_with("This rule is attempting to query data"));
+}
+
+#[tokio::test]
+async fn a_first_page_that_is_not_full_opens_no_point_in_time() {
+    let Some(fx) = fixtures(&["020", "023"]) else {
+        return;
+    };
+    let server = MockServer::start().await;
+    mount_field_caps(&server, BOTH).await;
+    Mock::given(method("POST"))
+        .and(path(format!("/{BOTH}/_search")))
+        .respond_with(reply(&fx[1]))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let b = backend(&server.uri());
+    let indices = vec![
+        "logs-aws.cloudtrail-*".to_string(),
+        "filebeat-*".to_string(),
+    ];
+    let query = is("event.provider", "ssm.amazonaws.com");
+    let time = at_timestamp();
+    let stats = ExecStats::default();
+    // 3 hits for a page of 100: the window is done after one search
+    let page = b
+        .search_page(&spec(&indices, &query, &time), 100, None, &stats)
+        .await
+        .unwrap();
+    assert_eq!(page.hits.len(), 3);
+    assert!(page.cursor.is_none());
+    assert_eq!(stats.round_trips.load(Ordering::Relaxed), 2);
+    let reqs = server.received_requests().await.unwrap();
+    assert!(body_json(&reqs[1]).get("pit").is_none());
+}
+
+#[tokio::test]
+async fn new_terms_first_seen_with_an_override_is_kibanas_combined_timestamp() {
+    // Recorded on 7.10: the first-seen aggregation without runtime fields (which 7.10 refuses,
+    // fixture 159) keeps carol, dave (no event.ingested: first seen by @timestamp) and erin.
+    let Some(fx) = fixtures(&["160", "162"]) else {
+        return;
+    };
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/fx-cloudtrail-*/_field_caps"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"indices": ["fx-cloudtrail-000001"], "fields": {
+            "user.name": {"keyword": {"type": "keyword", "searchable": true, "aggregatable": true}},
+            "event.action": {"keyword": {"type": "keyword", "searchable": true, "aggregatable": true}}
+        }})))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/fx-cloudtrail-*/_search"))
+        .and(|r: &Request| {
+            body_json(r)["aggs"]["new_terms"]["aggs"]
+                .get("filtering_agg")
+                .is_some()
+        })
+        .respond_with(reply(&fx[0]))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/fx-cloudtrail-*/_search"))
+        .and(|r: &Request| {
+            body_json(r)["aggs"]["new_terms"]["aggs"]
+                .get("docs")
+                .is_some()
+        })
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            json!({"hits": {"hits": []}, "aggregations": {"new_terms": {"buckets": []}}}),
+        ))
+        .mount(&server)
+        .await;
+    let b = backend(&server.uri());
+    let indices = vec!["fx-cloudtrail-*".to_string()];
+    let query = is("event.action", "GetObject");
+    let time = TimeField {
+        primary: "event.ingested".into(),
+        fallback_to_timestamp: true,
+    };
+    let recorded = &fx[0]["request"]["body"];
+    let from: DateTime<Utc> = DateTime::from_timestamp_millis(1796165958000).unwrap();
+    let q = QuerySpec {
+        indices: &indices,
+        query: &query,
+        filters: &[],
+        time: &time,
+        from,
+        to: t("2026-12-01T23:59:18Z"),
+    };
+    let tuples: Vec<Vec<Value>> = recorded["aggs"]["new_terms"]["terms"]["include"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| vec![v.clone()])
+        .collect();
+    let stats = ExecStats::default();
+    b.new_terms(
+        &q,
+        &["user.name".to_string()],
+        t("2026-11-24T23:59:18Z"),
+        &tuples,
+        &stats,
+    )
+    .await
+    .unwrap();
+    let reqs = server.received_requests().await.unwrap();
+    let searches: Vec<Value> = reqs
+        .iter()
+        .filter(|r| r.url.path().ends_with("_search"))
+        .map(body_json)
+        .collect();
+    // The history request's first-seen aggregations are exactly the recorded ones.
+    assert_eq!(
+        searches[0]["aggs"]["new_terms"]["aggs"],
+        recorded["aggs"]["new_terms"]["aggs"]
+    );
+    // ... and the survivors of the recorded answer are the terms looked up in the window.
+    let mut include: Vec<&str> = searches[1]["aggs"]["new_terms"]["terms"]["include"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    include.sort();
+    assert_eq!(include, ["carol", "dave", "erin"]);
+
+    // Several fields: the same sub-aggregations under the composite (fixture 162).
+    let composite = detectd::backend::elasticsearch::requests::new_terms_composite_body(
+        json!({"match_all": {}}),
+        &["user.name".to_string()],
+        10,
+        &time,
+        from,
+        None,
+    );
+    let mut expected = fx[1]["request"]["body"]["aggs"]["new_terms"]["aggs"].clone();
+    expected.as_object_mut().unwrap().remove("docs");
+    let mut ours = composite["aggs"]["new_terms"]["aggs"].clone();
+    ours.as_object_mut().unwrap().remove("docs");
+    assert_eq!(ours, expected);
+}
+
+/// A tiny cluster for the crash test: three events, alerts created once by id (then 409), and
+/// the state index as the background writer fills it.
+#[derive(Default)]
+struct FakeCluster {
+    alerts: std::sync::Mutex<std::collections::BTreeMap<String, usize>>,
+    states: std::sync::Mutex<std::collections::BTreeMap<String, Value>>,
+}
+
+struct FakeResponder(Arc<FakeCluster>);
+
+impl Respond for FakeResponder {
+    fn respond(&self, r: &Request) -> ResponseTemplate {
+        let p = r.url.path().to_string();
+        let ok = |v: Value| ResponseTemplate::new(200).set_body_json(v);
+        if p.ends_with("/_field_caps") {
+            return ok(
+                json!({"indices": ["events-1"], "fields": {"event.action": {"keyword": {"type": "keyword", "searchable": true, "aggregatable": true}}}}),
+            );
+        }
+        if p == "/events/_search" {
+            let hits: Vec<Value> = (0..3)
+                .map(|i| json!({"_index": "events-1", "_id": format!("e{i}"), "_source": {"@timestamp": FROM, "event": {"action": "StopLogging"}}, "sort": [i]}))
+                .collect();
+            return ok(json!({"hits": {"hits": hits}}));
+        }
+        if p == "/detectd-state/_refresh" {
+            return ok(json!({}));
+        }
+        if p == "/detectd-state/_search" {
+            let states = self.0.states.lock().unwrap();
+            let hits: Vec<Value> = states
+                .iter()
+                .map(|(id, s)| json!({"_index": "detectd-state", "_id": id, "_source": s}))
+                .collect();
+            return ok(json!({"hits": {"hits": hits}}));
+        }
+        if p.ends_with("/_bulk") {
+            let text = String::from_utf8(r.body.clone()).unwrap();
+            let lines: Vec<&str> = text.lines().collect();
+            let mut items = Vec::new();
+            for pair in lines.chunks(2) {
+                let action: Value = serde_json::from_str(pair[0]).unwrap();
+                let doc: Value = serde_json::from_str(pair[1]).unwrap();
+                if let Some(meta) = action.get("create") {
+                    let id = meta["_id"].as_str().unwrap().to_string();
+                    let mut alerts = self.0.alerts.lock().unwrap();
+                    let n = alerts.entry(id.clone()).or_insert(0);
+                    *n += 1;
+                    let status = if *n == 1 { 201 } else { 409 };
+                    items.push(json!({"create": {"_id": id, "status": status}}));
+                } else {
+                    let meta = &action["index"];
+                    if meta["_index"] == "detectd-state" {
+                        self.0
+                            .states
+                            .lock()
+                            .unwrap()
+                            .insert(meta["_id"].as_str().unwrap().to_string(), doc);
+                    }
+                    items.push(json!({"index": {"_id": meta["_id"], "status": 201}}));
+                }
+            }
+            return ok(json!({"errors": false, "items": items}));
+        }
+        ResponseTemplate::new(404).set_body_json(json!({"error": "unexpected request"}))
+    }
+}
+
+#[tokio::test]
+async fn a_crash_between_alert_write_and_state_flush_reruns_the_window_without_duplicates() {
+    let server = MockServer::start().await;
+    let cluster = Arc::new(FakeCluster::default());
+    Mock::given(wiremock::matchers::any())
+        .respond_with(FakeResponder(cluster.clone()))
+        .mount(&server)
+        .await;
+    let rule = detectd::rules::load_str(
+        "[metadata]\ncreation_date = \"2026/11/01\"\nmaturity = \"production\"\nupdated_date = \"2026/11/01\"\n[rule]\nauthor = [\"t\"]\ndescription = \"d\"\nindex = [\"events\"]\nlanguage = \"kuery\"\nlicense = \"Apache-2.0\"\nname = \"n\"\nrisk_score = 21\nrule_id = \"crash-rule\"\nseverity = \"low\"\ntype = \"query\"\nquery = \"event.action: StopLogging\"\n",
+        std::path::Path::new("crash.toml"),
+    )
+    .unwrap()
+    .rule;
+    let exec = detectd::engine::ExecRule::from_rule(&rule).unwrap();
+    let window = detectd::engine::Window {
+        from: t(FROM),
+        to: t(TO),
+    };
+    let slow_flush = detectd::backend::elasticsearch::FlushPolicy {
+        max_docs: 500,
+        interval: Duration::from_secs(3600),
+    };
+    // Run 1: alerts acknowledged, the state handed to the writer... and the process dies before
+    // the writer flushed it (the backend is leaked: no flush at shutdown either).
+    let first = backend(&server.uri()).with_flush(slow_flush);
+    let res = detectd::engine::execute(&exec, window, &first, "x1", t(TO)).await;
+    assert_eq!(res.alerts_created, 3, "{res:?}");
+    first
+        .save_state(
+            "crash-rule",
+            &detectd::backend::RuleState {
+                last_start: Some(t(TO)),
+                covered_until: Some(t(TO)),
+                status: Some("succeeded".into()),
+                gaps: vec![],
+            },
+        )
+        .await
+        .unwrap();
+    std::mem::forget(first);
+
+    // Restart: the rule's state never reached the cluster, so its window runs again; the
+    // alerts come back as duplicates, none is created twice.
+    let second = backend(&server.uri()).with_flush(slow_flush);
+    assert!(!second
+        .load_state()
+        .await
+        .unwrap()
+        .contains_key("crash-rule"));
+    let again = detectd::engine::execute(&exec, window, &second, "x2", t(TO)).await;
+    assert_eq!(again.status, detectd::engine::Status::Succeeded);
+    assert_eq!((again.alerts_created, again.duplicates), (0, 3));
+    let state = detectd::backend::RuleState {
+        last_start: Some(t(TO)),
+        covered_until: Some(t(TO)),
+        status: Some("succeeded".into()),
+        gaps: vec![],
+    };
+    second.save_state("crash-rule", &state).await.unwrap();
+    second.flush().await.unwrap();
+    let third = backend(&server.uri());
+    assert_eq!(
+        third.load_state().await.unwrap().get("crash-rule"),
+        Some(&state)
+    );
+    let alerts = cluster.alerts.lock().unwrap();
+    assert_eq!(alerts.len(), 3, "three distinct alerts");
+    assert!(
+        alerts.values().all(|n| *n == 2),
+        "each sent twice, created once: {alerts:?}"
+    );
 }

@@ -19,16 +19,19 @@ fn live() -> Option<(ElasticsearchConfig, String)> {
         eprintln!("skipping live Elasticsearch test: DETECTD_ES_URL is not set");
         return None;
     };
+    let nanos = Utc::now().timestamp_nanos_opt().unwrap_or_default();
+    let name = format!("detectd-live-{}-{nanos}", std::process::id());
     let es = ElasticsearchConfig {
         urls: vec![url],
+        state_index: format!("{name}-state"),
+        executions_index: format!("{name}-executions"),
         api_key: std::env::var("DETECTD_ES_API_KEY").ok(),
         username: std::env::var("DETECTD_ES_USERNAME").ok(),
         password: std::env::var("DETECTD_ES_PASSWORD").ok(),
         verify_tls: std::env::var("DETECTD_ES_INSECURE").is_err(),
         ..ElasticsearchConfig::default()
     };
-    let nanos = Utc::now().timestamp_nanos_opt().unwrap_or_default();
-    Some((es, format!("detectd-live-{}-{nanos}", std::process::id())))
+    Some((es, name))
 }
 
 fn is(field: &str, value: &str) -> Ast {
@@ -53,6 +56,7 @@ async fn live_search_terms_new_terms_alerts_and_state() {
         &es,
         &AlertsConfig {
             index: alias.clone(),
+            ..AlertsConfig::default()
         },
     )
     .unwrap();
@@ -62,7 +66,8 @@ async fn live_search_terms_new_terms_alerts_and_state() {
         format!("/{name}"),
         format!("/{alias}-000001"),
         format!("/_index_template/{alias}"),
-        "/detectd-state/_doc/live-rule".to_string(),
+        format!("/{}", es.state_index),
+        format!("/{}", es.executions_index),
     ] {
         let _ = b.send_json(Method::Delete, &path, None).await;
     }

@@ -140,8 +140,14 @@ async fn ingest_then_run_produces_the_seed_rule_alerts() {
     .await;
     live.req(reqwest::Method::DELETE, &format!("/{stream}"), None)
         .await;
-    live.req(reqwest::Method::DELETE, &format!("/{alerts}-*"), None)
+    for suffix in ["000001", "state", "executions"] {
+        live.req(
+            reqwest::Method::DELETE,
+            &format!("/{alerts}-{suffix}"),
+            None,
+        )
         .await;
+    }
     live.req(
         reqwest::Method::DELETE,
         &format!("/_index_template/{alerts}"),

@@ -238,9 +238,10 @@ async fn run_live(live: &common::live::Live, dir: &Path, n: usize) -> Result<(),
             return Err(format!("{name}: bulk load: {loaded}"));
         }
         let backend = ElasticsearchBackend::new(
-            &live.es_config(),
+            &live.es_config(&alias),
             &AlertsConfig {
                 index: alias.clone(),
+                ..AlertsConfig::default()
             },
         )
         .map_err(|e| format!("{name}: {e}"))?;
@@ -266,7 +267,10 @@ async fn run_live(live: &common::live::Live, dir: &Path, n: usize) -> Result<(),
     }
     .await;
     live.req(Method::DELETE, &format!("/{index}"), None).await;
-    live.req(Method::DELETE, &format!("/{alias}-*"), None).await;
+    for suffix in ["000001", "state", "executions"] {
+        live.req(Method::DELETE, &format!("/{alias}-{suffix}"), None)
+            .await;
+    }
     live.req(Method::DELETE, &format!("/_index_template/{alias}"), None)
         .await;
     result

@@ -26,6 +26,15 @@ use crate::ecs::json::Json;
 use crate::ecs::EcsDoc;
 use crate::kql::Ast;
 
+/// Kibana's warning when none of a rule's index patterns matches an index (the execution
+/// succeeds; no search is sent).
+pub fn no_index_warning(patterns: &[String]) -> String {
+    format!(
+        "This rule is attempting to query data from Elasticsearch indices listed in the \"Index pattern\" section of the rule definition, however no index matching: [\"{}\"] was found. This warning will continue to appear until a matching index is created or this rule is disabled.",
+        patterns.join("\",\"")
+    )
+}
+
 /// ES's limit on `_id` length in bytes.
 const MAX_ID_BYTES: usize = 512;
 
@@ -182,6 +191,9 @@ pub struct ExecStats {
     pub round_trips: AtomicU64,
     pub search_micros: AtomicU64,
     pub index_micros: AtomicU64,
+    /// Warnings for the execution record (the execution still succeeds), e.g. index patterns
+    /// that match no index.
+    pub warnings: std::sync::Mutex<Vec<String>>,
 }
 
 impl ExecStats {
@@ -191,6 +203,14 @@ impl ExecStats {
     pub fn add_search(&self, d: std::time::Duration) {
         self.search_micros
             .fetch_add(d.as_micros() as u64, Ordering::Relaxed);
+    }
+    /// Adds a warning once (the same text from several pages or phases is kept once).
+    pub fn add_warning(&self, w: impl Into<String>) {
+        let w = w.into();
+        let mut all = crate::sync::lock(&self.warnings);
+        if !all.contains(&w) {
+            all.push(w);
+        }
     }
     pub fn add_index(&self, d: std::time::Duration) {
         self.index_micros
@@ -277,4 +297,10 @@ pub trait Backend: Send + Sync {
 
     /// Appends an execution record.
     async fn record_execution(&self, record: &ExecutionRecord) -> Result<(), Error>;
+
+    /// Writes whatever state and records the backend still holds (shutdown). Backends that
+    /// write synchronously have nothing to do.
+    async fn flush(&self) -> Result<(), Error> {
+        Ok(())
+    }
 }

@@ -181,7 +181,7 @@ pub async fn execute(
         None => run_query(rule, window, backend, &stats, &mut sink, &mut hits).await,
         Some(nt) => run_new_terms(rule, nt, window, backend, &stats, &mut sink, &mut hits).await,
     };
-    let mut warnings = Vec::new();
+    let mut warnings = std::mem::take(&mut *crate::sync::lock(&stats.warnings));
     if sink.capped {
         warnings.push(MAX_SIGNALS_WARNING.to_string());
     }

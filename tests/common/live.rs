@@ -60,10 +60,19 @@ impl Live {
         (status, resp.json().await.unwrap_or(Value::Null))
     }
 
-    /// Environment for the detectd binary: the Elasticsearch backend on this cluster.
+    /// Environment for the detectd binary: the Elasticsearch backend on this cluster, alerts
+    /// to the alias `alerts`, state and records in `<alerts>-state` / `<alerts>-executions`.
     pub fn env(&self, cmd: &mut Command, alerts: &str) {
         cmd.env("DETECTD__BACKEND", "elasticsearch")
             .env("DETECTD__ELASTICSEARCH__URLS", &self.url)
+            .env(
+                "DETECTD__ELASTICSEARCH__STATE_INDEX",
+                format!("{alerts}-state"),
+            )
+            .env(
+                "DETECTD__ELASTICSEARCH__EXECUTIONS_INDEX",
+                format!("{alerts}-executions"),
+            )
             .env("DETECTD__ALERTS__INDEX", alerts);
         if let Some((u, p)) = &self.auth {
             cmd.env("DETECTD__ELASTICSEARCH__USERNAME", u)
@@ -79,9 +88,12 @@ impl Live {
 }
 
 impl Live {
-    /// The same cluster as detectd's Elasticsearch configuration.
-    pub fn es_config(&self) -> detectd::config::ElasticsearchConfig {
+    /// The same cluster as detectd's Elasticsearch configuration, state and records in
+    /// `<prefix>-state` / `<prefix>-executions` (the test removes them).
+    pub fn es_config(&self, prefix: &str) -> detectd::config::ElasticsearchConfig {
         detectd::config::ElasticsearchConfig {
+            state_index: format!("{prefix}-state"),
+            executions_index: format!("{prefix}-executions"),
             urls: vec![self.url.clone()],
             api_key: self.api_key.clone(),
             username: self.auth.as_ref().map(|a| a.0.clone()),

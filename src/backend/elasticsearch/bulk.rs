@@ -23,7 +23,7 @@ impl ElasticsearchBackend {
             .call(
                 &op,
                 Method::Post,
-                &requests::bulk_path(&self.alerts_alias),
+                &requests::bulk_path(&self.alerts_alias, self.alerts_refresh),
                 Some(ReqBody::NdJson(requests::bulk_create_body(alerts))),
                 Some(stats),
             )
@@ -71,7 +71,7 @@ impl ElasticsearchBackend {
                 match status {
                     200..=299 => outcome.created.push(id),
                     409 => outcome.duplicates.push(id),
-                    429 | 502..=504 if attempt < self.retry.retries => retry.push(alert),
+                    429 | 502..=504 if attempt < self.transport.retry.retries => retry.push(alert),
                     _ => {
                         let reason = error
                             .as_ref()
@@ -82,7 +82,7 @@ impl ElasticsearchBackend {
                 }
             }
             if !retry.is_empty() {
-                let delay = self.retry.base_delay * 2u32.saturating_pow(attempt);
+                let delay = self.transport.retry.base_delay * 2u32.saturating_pow(attempt);
                 tracing::warn!(
                     items = retry.len(),
                     attempt,

@@ -129,7 +129,7 @@ pub async fn bulk_create(
     let path = format!("/{}/_bulk", requests::encode_path_segment(index));
     let mut pending: Vec<&(String, String)> = docs.iter().collect();
     let mut out = BulkOutcome::default();
-    let retry = b.retry;
+    let retry = b.transport.retry;
     let mut attempt = 0;
     while !pending.is_empty() {
         let (status, resp) = b

@@ -16,6 +16,9 @@ mod search;
 mod setup;
 mod state;
 mod transport;
+mod writer;
+
+pub use writer::FlushPolicy;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -35,6 +38,7 @@ use crate::backend::{
 };
 use crate::config::{AlertsConfig, ElasticsearchConfig};
 use crate::fields::FieldCatalog;
+use transport::Transport;
 
 /// Tuples per multi-field new_terms request before halving on `too_many_clauses`.
 pub const NEW_TERMS_BATCH: usize = 500;
@@ -77,11 +81,15 @@ pub type RuleTarget = (String, String, Vec<String>, String);
 
 /// The Elasticsearch backend.
 pub struct ElasticsearchBackend {
-    client: Elasticsearch,
+    transport: Arc<Transport>,
     alerts_alias: String,
-    timeout: Duration,
-    retry: RetryPolicy,
+    /// `refresh` of alert writes: `false` (no wait) or `wait_for` (`alerts.refresh`).
+    alerts_refresh: bool,
+    state_index: String,
+    executions_index: String,
     catalogs: Mutex<HashMap<String, (Instant, Arc<FieldCatalog>)>>,
+    /// Rule state and execution records, written in the background (started on first use).
+    writer: writer::Writer,
 }
 
 impl ElasticsearchBackend {
@@ -123,18 +131,43 @@ impl ElasticsearchBackend {
             .build()
             .map_err(|e| Error::Unreachable(format!("elasticsearch client: {e}")))?;
         Ok(ElasticsearchBackend {
-            client: Elasticsearch::new(transport),
+            transport: Arc::new(Transport {
+                client: Elasticsearch::new(transport),
+                timeout: Duration::from_secs(es.timeout_secs.max(1)),
+                retry: RetryPolicy::default(),
+            }),
             alerts_alias: alerts.index.clone(),
-            timeout: Duration::from_secs(es.timeout_secs.max(1)),
-            retry: RetryPolicy::default(),
+            alerts_refresh: alerts.refresh,
+            state_index: es.state_index.clone(),
+            executions_index: es.executions_index.clone(),
             catalogs: Mutex::new(HashMap::new()),
+            writer: writer::Writer::default(),
         })
     }
 
-    /// Replaces the retry policy (tests use a short backoff).
+    /// Replaces the retry policy (tests use a short backoff). Call before the first request.
     pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
-        self.retry = retry;
+        let mut t = (*self.transport).clone();
+        t.retry = retry;
+        self.transport = Arc::new(t);
         self
+    }
+
+    /// Replaces the background writer's flush thresholds (tests). Call before the first
+    /// request.
+    pub fn with_flush(mut self, flush: FlushPolicy) -> Self {
+        self.writer = writer::Writer::new(flush);
+        self
+    }
+
+    /// The index holding rule state.
+    pub fn state_index(&self) -> &str {
+        &self.state_index
+    }
+
+    /// The index holding execution records.
+    pub fn executions_index(&self) -> &str {
+        &self.executions_index
     }
 }
 
@@ -195,5 +228,9 @@ impl Backend for ElasticsearchBackend {
 
     async fn record_execution(&self, record: &ExecutionRecord) -> Result<(), Error> {
         self.write_record(record).await
+    }
+
+    async fn flush(&self) -> Result<(), Error> {
+        self.flush_writes().await
     }
 }

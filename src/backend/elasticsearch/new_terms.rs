@@ -118,7 +118,9 @@ impl ElasticsearchBackend {
         after: Option<&Value>,
         stats: &ExecStats,
     ) -> Result<TermsPage, Error> {
-        let rq = self.rule_query(q, stats).await?;
+        let Some(rq) = self.rule_query(q, stats).await? else {
+            return Ok(TermsPage::default());
+        };
         let query =
             requests::window_query(&rq, requests::time_range_filter(q.time, q.from, q.to), None);
         let body = requests::terms_page_body(query, fields, size, after);
@@ -150,7 +152,9 @@ impl ElasticsearchBackend {
         tuples: &[Vec<Value>],
         stats: &ExecStats,
     ) -> Result<Vec<NewTerm>, Error> {
-        let rq = self.rule_query(q, stats).await?;
+        let Some(rq) = self.rule_query(q, stats).await? else {
+            return Ok(Vec::new());
+        };
         if fields.len() == 1 {
             return self
                 .new_terms_single(q, &rq, &fields[0], history_start, tuples, stats)

@@ -14,10 +14,6 @@ pub const TIMESTAMP: &str = "@timestamp";
 /// How long a point in time stays open between two pages (the engine writes a page's alerts
 /// before asking for the next one, which with bulk retries can take more than a minute).
 pub const PIT_KEEP_ALIVE: &str = "5m";
-/// Index holding one document per rule with its scheduler state.
-pub const STATE_INDEX: &str = "detectd-state";
-/// Index holding one document per execution.
-pub const EXECUTIONS_INDEX: &str = "detectd-executions";
 /// Path of the composable template of the alerts indices behind `alias` (named after the
 /// alias, so two detectd instances with different aliases do not overwrite each other's).
 pub fn alerts_template_path(alias: &str) -> String {
@@ -113,12 +109,13 @@ pub fn close_pit_body(pit: &str) -> Value {
     json!({"id": pit})
 }
 
-/// One page of a point-in-time search (`POST /_search`, no index in the path).
+/// One page of a query rule's hits, oldest first: in a point in time (`POST /_search`, no
+/// index in the path) or, for the first page, a plain search (`POST /<patterns>/_search`).
 pub fn search_page_body(
     query: Value,
     time: &TimeField,
     size: usize,
-    pit: &str,
+    pit: Option<&str>,
     search_after: Option<&[Value]>,
 ) -> Value {
     let mut body = json!({
@@ -126,10 +123,17 @@ pub fn search_page_body(
         "track_total_hits": false,
         "query": query,
         "sort": time_sort(time),
-        "pit": {"id": pit, "keep_alive": PIT_KEEP_ALIVE},
     });
-    if let (Some(sa), Some(obj)) = (search_after, body.as_object_mut()) {
-        obj.insert("search_after".into(), Value::Array(sa.to_vec()));
+    if let Some(obj) = body.as_object_mut() {
+        if let Some(pit) = pit {
+            obj.insert(
+                "pit".into(),
+                json!({"id": pit, "keep_alive": PIT_KEEP_ALIVE}),
+            );
+        }
+        if let Some(sa) = search_after {
+            obj.insert("search_after".into(), Value::Array(sa.to_vec()));
+        }
     }
     body
 }
@@ -159,14 +163,44 @@ pub fn terms_page_body(
 
 fn first_seen_aggs(time: &TimeField, from: DateTime<Utc>) -> Map<String, Value> {
     let mut aggs = Map::new();
-    aggs.insert("first_seen".into(), json!({"min": {"field": time.primary}}));
+    if time.primary == TIMESTAMP || !time.fallback_to_timestamp {
+        aggs.insert("first_seen".into(), json!({"min": {"field": time.primary}}));
+        aggs.insert(
+            "filtering_agg".into(),
+            json!({"bucket_selector": {
+                "buckets_path": {"first_seen_value": "first_seen"},
+                "script": {
+                    "params": {"start_time": from.timestamp_millis()},
+                    "source": "params.first_seen_value > params.start_time"
+                }
+            }}),
+        );
+        return aggs;
+    }
+    // Kibana's first-seen with an override is `min(kibana.combined_timestamp)`, a runtime field
+    // (the override where a document has it, else `@timestamp`). The same value without
+    // runtime fields (7.10 refuses `runtime_mappings`; OpenSearch has none): the smaller of
+    // `min(override)` and `min(@timestamp)` over documents missing the override. An empty `min`
+    // is NaN inside the selector script (es-fixtures 159-162). One shape for every cluster, and
+    // no script per document.
+    aggs.insert(
+        "ingested_min".into(),
+        json!({"min": {"field": time.primary}}),
+    );
+    aggs.insert(
+        "fallback".into(),
+        json!({
+            "filter": {"bool": {"must_not": [{"exists": {"field": time.primary}}]}},
+            "aggs": {"min": {"min": {"field": TIMESTAMP}}}
+        }),
+    );
     aggs.insert(
         "filtering_agg".into(),
         json!({"bucket_selector": {
-            "buckets_path": {"first_seen_value": "first_seen"},
+            "buckets_path": {"ingested": "ingested_min", "fallback": "fallback>min"},
             "script": {
                 "params": {"start_time": from.timestamp_millis()},
-                "source": "params.first_seen_value > params.start_time"
+                "source": "double a = params.ingested; double b = params.fallback; double first = Double.isNaN(a) ? b : (Double.isNaN(b) ? a : Math.min(a, b)); return first > params.start_time;"
             }
         }}),
     );
@@ -257,11 +291,13 @@ pub fn bulk_create_body(alerts: &[&AlertDoc]) -> String {
     out
 }
 
-/// `POST <alias>/_bulk`: `refresh=wait_for` so the alerts are searchable once the execution
-/// reports them stored (as Kibana's rule data client does); duplicate detection itself does not
-/// need it (`create` conflicts are checked in real time).
-pub fn bulk_path(alias: &str) -> String {
-    format!("/{}/_bulk?refresh=wait_for", encode_path_segment(alias))
+/// `POST <alias>/_bulk`. Without `refresh` the write returns once the alerts are durable
+/// (~5 ms); `refresh=wait_for` (`alerts.refresh = true`, as Kibana's rule data client does)
+/// also waits until they are searchable, up to the 1 s refresh interval. Duplicate detection
+/// needs no refresh: `create` conflicts are checked in real time (es-fixtures 164-165, 181).
+pub fn bulk_path(alias: &str, refresh: bool) -> String {
+    let refresh = if refresh { "?refresh=wait_for" } else { "" };
+    format!("/{}/_bulk{refresh}", encode_path_segment(alias))
 }
 
 /// The alerts index template: Kibana alert fields mapped, source fields dynamic.
@@ -355,6 +391,23 @@ pub fn state_doc(rule_id: &str, state: &Value) -> Value {
 }
 
 /// Reads every state document (there is one per rule, far fewer than 10,000).
+/// `POST <index>/_refresh`: makes every write so far searchable (before reading state back).
+pub fn refresh_path(index: &str) -> String {
+    format!("/{}/_refresh", encode_path_segment(index))
+}
+
+/// `POST /_bulk` body of `index` operations: `(index, id, source)` each.
+pub fn bulk_index_body<'a>(docs: impl Iterator<Item = (&'a str, &'a str, &'a Value)>) -> String {
+    let mut body = String::new();
+    for (index, id, doc) in docs {
+        body.push_str(&json!({"index": {"_index": index, "_id": id}}).to_string());
+        body.push('\n');
+        body.push_str(&doc.to_string());
+        body.push('\n');
+    }
+    body
+}
+
 pub fn load_state_body() -> Value {
     json!({"size": 10000, "query": {"match_all": {}}})
 }

@@ -22,11 +22,21 @@ impl ElasticsearchBackend {
         indices: &[String],
         stats: Option<&ExecStats>,
     ) -> Result<Arc<FieldCatalog>, Error> {
+        Ok(self.sources(indices, stats).await?.0)
+    }
+
+    /// [`Self::catalog`], and whether the patterns matched any index (the `indices` of the
+    /// `_field_caps` answer, as Kibana's check before a rule searches).
+    pub(super) async fn sources(
+        &self,
+        indices: &[String],
+        stats: Option<&ExecStats>,
+    ) -> Result<(Arc<FieldCatalog>, bool), Error> {
         let key = indices.join(",");
         let cached = self.catalogs.lock().ok().and_then(|m| m.get(&key).cloned());
         if let Some((at, c)) = cached {
             if at.elapsed() < FIELD_CAPS_TTL {
-                return Ok(c);
+                return Ok((c, true));
             }
         }
         let op = format!("field caps {key}");
@@ -40,27 +50,38 @@ impl ElasticsearchBackend {
             )
             .await?;
         let body = ok_or_error(&op, r)?;
+        // Clusters that do not list `indices` (none we know of) count as matching.
+        let matched = body
+            .get("indices")
+            .and_then(Value::as_array)
+            .is_none_or(|a| !a.is_empty());
         let cat = FieldCatalog::from_field_caps(&body).map_err(|e| Error::Request {
             operation: op.clone(),
             reason: format!("unreadable field caps: {e}"),
         })?;
         let cat = Arc::new(cat);
-        if !cat.is_empty() {
+        if matched && !cat.is_empty() {
             if let Ok(mut m) = self.catalogs.lock() {
                 m.insert(key, (Instant::now(), cat.clone()));
             }
         }
-        Ok(cat)
+        Ok((cat, matched))
     }
 
     /// The translated rule query (without the time range).
+    /// `None` when the patterns match no index (the warning is added to `stats`).
     pub(super) async fn rule_query(
         &self,
         q: &QuerySpec<'_>,
         stats: &ExecStats,
-    ) -> Result<Value, Error> {
-        let cat = self.catalog(q.indices, Some(stats)).await?;
+    ) -> Result<Option<Value>, Error> {
+        let (cat, matched) = self.sources(q.indices, Some(stats)).await?;
+        if !matched {
+            stats.add_warning(crate::backend::no_index_warning(q.indices));
+            return Ok(None);
+        }
         crate::dsl::rule_query(q.query, q.filters, &cat)
+            .map(Some)
             .map_err(|e| Error::Unsupported(e.to_string()))
     }
 
@@ -116,6 +137,12 @@ impl ElasticsearchBackend {
         ok_or_error("close point in time", r).map(|_| ())
     }
 
+    /// A page of a query rule's hits. The first page is a plain search: most windows hold no
+    /// hits, and a point in time (two more round trips) is only worth opening when the first
+    /// page comes back full; then the pages run in a point in time from the start (the plain
+    /// page is not reused: its sort values carry no tie-breaker to continue from). Patterns
+    /// that match no index are a warning and no search (Kibana's behaviour; opening a point in
+    /// time on them is an HTTP 500 on 7.10).
     pub(super) async fn search_page_pit(
         &self,
         q: &QuerySpec<'_>,
@@ -123,38 +150,33 @@ impl ElasticsearchBackend {
         cursor: Option<&Cursor>,
         stats: &ExecStats,
     ) -> Result<Page, Error> {
-        let rq = self.rule_query(q, stats).await?;
-        let pit = match cursor.and_then(|c| c.pit.clone()) {
-            Some(p) => p,
-            None => {
-                let op = format!("open point in time {}", q.indices.join(","));
-                let r = self
-                    .call(
-                        &op,
-                        Method::Post,
-                        &requests::open_pit_path(q.indices),
-                        None,
-                        Some(stats),
-                    )
-                    .await?;
-                let v = ok_or_error(&op, r)?;
-                let pit: OpenPit = serde_json::from_value(v).map_err(|e| Error::Request {
-                    operation: op,
-                    reason: format!("unexpected response: {e}"),
-                })?;
-                pit.id
-            }
+        let Some(rq) = self.rule_query(q, stats).await? else {
+            return Ok(Page::default());
         };
         let query =
             requests::window_query(&rq, requests::time_range_filter(q.time, q.from, q.to), None);
+        let op = format!("search {}", q.indices.join(","));
+        if cursor.is_none() {
+            let body = requests::search_page_body(query.clone(), q.time, size, None, None);
+            let resp = self
+                .search(&op, &search_path(q.indices), body, stats)
+                .await?;
+            if size == 0 || resp.hits.hits.len() < size {
+                let hits = resp.hits.hits.into_iter().map(to_hit).collect();
+                return Ok(Page { hits, cursor: None });
+            }
+        }
+        let pit = match cursor.and_then(|c| c.pit.clone()) {
+            Some(p) => p,
+            None => self.open_pit(q.indices, stats).await?,
+        };
         let body = requests::search_page_body(
             query,
             q.time,
             size,
-            &pit,
+            Some(&pit),
             cursor.map(|c| c.search_after.as_slice()),
         );
-        let op = format!("search {}", q.indices.join(","));
         let resp = match self.search(&op, "/_search", body, stats).await {
             Ok(r) => r,
             Err(e) => {
@@ -176,6 +198,25 @@ impl ElasticsearchBackend {
             }
         };
         Ok(Page { hits, cursor })
+    }
+
+    async fn open_pit(&self, indices: &[String], stats: &ExecStats) -> Result<String, Error> {
+        let op = format!("open point in time {}", indices.join(","));
+        let r = self
+            .call(
+                &op,
+                Method::Post,
+                &requests::open_pit_path(indices),
+                None,
+                Some(stats),
+            )
+            .await?;
+        let v = ok_or_error(&op, r)?;
+        let pit: OpenPit = serde_json::from_value(v).map_err(|e| Error::Request {
+            operation: op,
+            reason: format!("unexpected response: {e}"),
+        })?;
+        Ok(pit.id)
     }
 
     pub(super) async fn close_cursor(

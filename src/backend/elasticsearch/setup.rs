@@ -88,9 +88,9 @@ impl ElasticsearchBackend {
             }
         }
         for (index, body) in [
-            (requests::STATE_INDEX, requests::state_index_body()),
+            (self.state_index.as_str(), requests::state_index_body()),
             (
-                requests::EXECUTIONS_INDEX,
+                self.executions_index.as_str(),
                 requests::executions_index_body(),
             ),
         ] {

@@ -1,4 +1,6 @@
-//! Rule state and execution records in their indices.
+//! Rule state and execution records in their indices (names from `elasticsearch.state_index`
+//! and `elasticsearch.executions_index`). Writes go through the background [`super::writer`];
+//! reads first flush it and refresh the index, so they see every write made so far.
 
 use std::collections::BTreeMap;
 
@@ -7,6 +9,7 @@ use serde_json::Value;
 
 use super::responses::SearchResponse;
 use super::transport::{ok_or_error, ReqBody};
+use super::writer::Pending;
 use super::{requests, ElasticsearchBackend};
 use crate::backend::{Error, ExecutionRecord, RuleState};
 
@@ -14,10 +17,8 @@ impl ElasticsearchBackend {
     /// The most recent execution records (newest first), for `detectd status`. A missing
     /// executions index means no records yet.
     pub async fn recent_executions(&self, size: usize) -> Result<Vec<Value>, Error> {
-        let path = format!(
-            "/{}/_search?ignore_unavailable=true",
-            requests::EXECUTIONS_INDEX
-        );
+        self.refresh_for_read(&self.executions_index).await?;
+        let path = format!("/{}/_search?ignore_unavailable=true", self.executions_index);
         let body = requests::recent_executions_body(size);
         let r = self
             .call(
@@ -36,11 +37,39 @@ impl ElasticsearchBackend {
         Ok(parsed.hits.hits.into_iter().map(|h| h.source).collect())
     }
 
+    /// Writes what the background writer holds (shutdown; before reading state back).
+    pub async fn flush_writes(&self) -> Result<(), Error> {
+        self.writer.flush(&self.transport).await
+    }
+
+    /// Flushes our own pending writes, then refreshes `index` so a search sees them (a missing
+    /// index is fine: nothing was written yet).
+    async fn refresh_for_read(&self, index: &str) -> Result<(), Error> {
+        if let Err(e) = self.flush_writes().await {
+            tracing::warn!(error = %e, "pending state writes could not be flushed before reading");
+        }
+        let op = format!("refresh {index}");
+        let r = self
+            .call(
+                &op,
+                Method::Post,
+                &requests::refresh_path(index),
+                None,
+                None,
+            )
+            .await?;
+        if r.status == 404 {
+            return Ok(());
+        }
+        ok_or_error(&op, r).map(|_| ())
+    }
+
     pub(super) async fn read_states(&self) -> Result<BTreeMap<String, RuleState>, Error> {
-        let op = format!("load state from {}", requests::STATE_INDEX);
+        self.refresh_for_read(&self.state_index).await?;
+        let op = format!("load state from {}", self.state_index);
         let path = format!(
             "/{}/_search?{}",
-            requests::STATE_INDEX,
+            self.state_index,
             requests::INDICES_OPTIONS
         );
         let r = self
@@ -69,41 +98,37 @@ impl ElasticsearchBackend {
         Ok(out)
     }
 
+    /// Hands the state to the background writer (its alerts are already acknowledged).
     pub(super) async fn write_state(&self, rule_id: &str, state: &RuleState) -> Result<(), Error> {
-        let op = format!("save state of rule {rule_id}");
-        let path = format!(
-            "/{}/_doc/{}?refresh=wait_for",
-            requests::STATE_INDEX,
-            requests::encode_path_segment(rule_id)
-        );
         let v = serde_json::to_value(state).map_err(|e| Error::Request {
-            operation: op.clone(),
+            operation: format!("save state of rule {rule_id}"),
             reason: e.to_string(),
         })?;
-        let r = self
-            .call(
-                &op,
-                Method::Put,
-                &path,
-                Some(ReqBody::Json(requests::state_doc(rule_id, &v))),
-                None,
-            )
-            .await?;
-        ok_or_error(&op, r).map(|_| ())
+        self.writer.put(
+            &self.transport,
+            Pending {
+                index: self.state_index.clone(),
+                id: rule_id.to_string(),
+                replaces: true,
+                doc: requests::state_doc(rule_id, &v),
+            },
+        )
     }
 
+    /// Hands the record to the background writer; its id is a hash of its content, so a
+    /// request retried after a lost answer does not store it twice.
     pub(super) async fn write_record(&self, record: &ExecutionRecord) -> Result<(), Error> {
-        let op = format!("record execution in {}", requests::EXECUTIONS_INDEX);
-        let path = format!("/{}/_doc", requests::EXECUTIONS_INDEX);
-        let r = self
-            .call(
-                &op,
-                Method::Post,
-                &path,
-                Some(ReqBody::Json(record.clone())),
-                None,
-            )
-            .await?;
-        ok_or_error(&op, r).map(|_| ())
+        use sha2::{Digest, Sha256};
+        let text = record.to_string();
+        let id = hex::encode(&Sha256::digest(text.as_bytes())[..16]);
+        self.writer.put(
+            &self.transport,
+            Pending {
+                index: self.executions_index.clone(),
+                id,
+                replaces: false,
+                doc: record.clone(),
+            },
+        )
     }
 }

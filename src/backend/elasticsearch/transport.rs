@@ -6,9 +6,21 @@ use elasticsearch::http::headers::{HeaderMap, HeaderValue, CONTENT_TYPE};
 use elasticsearch::http::Method;
 use serde_json::Value;
 
+use std::time::Duration;
+
+use elasticsearch::Elasticsearch;
+
 use super::responses::{describe_error, error_types};
-use super::ElasticsearchBackend;
+use super::{ElasticsearchBackend, RetryPolicy};
 use crate::backend::{Error, ExecStats};
+
+/// The client and how patiently it retries: shared by the backend and its background writer.
+#[derive(Clone)]
+pub(super) struct Transport {
+    pub(super) client: Elasticsearch,
+    pub(super) timeout: Duration,
+    pub(super) retry: RetryPolicy,
+}
 
 /// A reply: status and parsed body (a non-JSON body as a string).
 pub(super) struct Reply {
@@ -50,6 +62,20 @@ impl ElasticsearchBackend {
         Ok((r.status, r.body))
     }
 
+    /// One HTTP request through [`Transport::call`].
+    pub(super) async fn call(
+        &self,
+        op: &str,
+        method: Method,
+        path: &str,
+        body: Option<ReqBody>,
+        stats: Option<&ExecStats>,
+    ) -> Result<Reply, Error> {
+        self.transport.call(op, method, path, body, stats).await
+    }
+}
+
+impl Transport {
     /// One HTTP request: counts the round trip, retries whole-request rejections (429,
     /// 502–504) with backoff, maps transport failures to [`Error::Unreachable`].
     pub(super) async fn call(
