@@ -33,6 +33,8 @@ struct Execution {
     alerts: u64,
     duplicates: u64,
     capped: Option<bool>,
+    /// A text the execution's warnings must contain (none expected when absent).
+    warning: Option<String>,
 }
 
 /// (source event id, new terms) of an alert.
@@ -120,6 +122,18 @@ async fn run_executions(
                 "{ctx}: alerts {} duplicates {}, expected {} and {}",
                 res.alerts_created, res.duplicates, exec.alerts, exec.duplicates
             ));
+        }
+        match &exec.warning {
+            Some(w) if !res.warnings.iter().any(|x| x.contains(w.as_str())) => {
+                return Err(format!(
+                    "{ctx}: warnings {:?}, expected one containing {w:?}",
+                    res.warnings
+                ));
+            }
+            None if !res.warnings.is_empty() && !res.capped => {
+                return Err(format!("{ctx}: unexpected warnings {:?}", res.warnings));
+            }
+            _ => {}
         }
         if let Some(capped) = exec.capped {
             if res.capped != capped {

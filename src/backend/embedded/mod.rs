@@ -23,8 +23,8 @@ pub use files::{read_records, read_state, AlertsFile};
 pub use store::{Store, StoreBuilder, StoredDoc, EMBEDDED_INDEX};
 
 use crate::backend::{
-    AlertDoc, Backend, Cursor, Error, ExecStats, ExecutionRecord, Hit, NewTerm, Page, QuerySpec,
-    RuleState, TermsPage, WriteOutcome,
+    no_index_warning, AlertDoc, Backend, Cursor, Error, ExecStats, ExecutionRecord, Hit, NewTerm,
+    Page, QuerySpec, RuleState, TermsPage, WriteOutcome,
 };
 use crate::fields::{values_at, FieldCatalog};
 use crate::kql::Ast;
@@ -343,6 +343,10 @@ impl Backend for EmbeddedBackend {
         stats: &ExecStats,
     ) -> Result<Page, Error> {
         let started = Instant::now();
+        if !indices_match(q.indices) {
+            stats.add_warning(no_index_warning(q.indices));
+            return Ok(Page::default());
+        }
         let after: Option<(i64, u32)> = cursor.and_then(|c| {
             Some((
                 c.search_after.first()?.as_i64()?,
@@ -388,6 +392,10 @@ impl Backend for EmbeddedBackend {
         stats: &ExecStats,
     ) -> Result<TermsPage, Error> {
         let started = Instant::now();
+        if !indices_match(q.indices) {
+            stats.add_warning(no_index_warning(q.indices));
+            return Ok(TermsPage::default());
+        }
         let after: Option<Vec<Value>> = after.and_then(|a| a.as_array().cloned());
         let mut all: Vec<Vec<Value>> = Vec::new();
         let mut seen: HashSet<Vec<String>> = HashSet::new();
