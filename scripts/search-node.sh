@@ -52,12 +52,18 @@ http_ok() { # url -> 0 when it answers 2xx
     curl -fsS -o /dev/null --max-time 10 "$1" 2>/dev/null
 }
 
+node_is() { # url pid -> 0 when the node answering on url is the JVM with that pid
+    # (a port is only a number: another node may answer there, e.g. a leftover one)
+    curl -fsS --max-time 10 "$1/_nodes/_local/process?filter_path=nodes.*.process.id" 2>/dev/null |
+        grep -q "\"id\":$2[,}]"
+}
+
 running_url() { # prints the URL of a live node, or returns 1
     local pid url
     pid=$(state_get pid)
     url=$(state_get url)
     pid_alive "$pid" || return 1
-    http_ok "$url/_cluster/health" || return 1
+    node_is "$url" "$pid" || return 1
     printf '%s\n' "$url"
 }
 
@@ -203,6 +209,7 @@ EOF
 
 java_cmd_es() { # home java -> the JVM command line (one word per line)
     printf '%s\n' "$2" -Xms$HEAP -Xmx$HEAP -XX:+UseG1GC -XX:-OmitStackTraceInFastThrow \
+        -XX:-UsePerfData \
         -Djava.io.tmpdir="$1/tmp" -Dfile.encoding=UTF-8 -Djava.locale.providers=CLDR \
         -Djava.awt.headless=true -Dlog4j.shutdownHookEnabled=false -Dlog4j2.disable.jmx=true \
         -Dlog4j2.formatMsgNoLookups=true -Dio.netty.noUnsafe=true -Dio.netty.noKeySetOptimization=true \
@@ -274,6 +281,7 @@ EOF
 
 java_cmd_os() { # home java: OpenSearch's own bootstrap (Security Manager, jar hell check)
     printf '%s\n' "$2" -Xms$HEAP -Xmx$HEAP -XX:+UseG1GC -XX:-OmitStackTraceInFastThrow \
+        -XX:-UsePerfData \
         -Djava.io.tmpdir="$1/tmp" -Dfile.encoding=UTF-8 -Djava.locale.providers=SPI,COMPAT \
         -Djava.awt.headless=true -Dlog4j.shutdownHookEnabled=false -Dlog4j2.disable.jmx=true \
         -Dlog4j2.formatMsgNoLookups=true -Dio.netty.noUnsafe=true -Dio.netty.noKeySetOptimization=true \
@@ -327,6 +335,10 @@ start_engine() {
     fi
 
     port=${DETECTD_NODE_PORT:-$(free_port)}
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+        log "port $port on 127.0.0.1 is already in use"
+        return 1
+    fi
     tport=$(free_port)
     [[ $tport != "$port" ]] || tport=$(free_port)
     data=$(mktemp -d "${TMPDIR:-/tmp}/detectd-search-data.XXXXXX")
@@ -356,16 +368,20 @@ start_engine() {
     # wait for yellow (green for 0-replica indices): the node elects itself, then answers
     local deadline=$((SECONDS + START_TIMEOUT))
     while ((SECONDS < deadline)); do
-        if ! kill -0 "$pid" 2>/dev/null; then
+        if ! pid_alive "$pid"; then # (not kill -0: an exited JVM may linger as a zombie)
             log "$engine exited during start; last lines of $NODE_LOG:"
             tail -n 40 "$NODE_LOG" >&2
             stop_node quiet
             return 1
         fi
-        http_ok "$url/_cluster/health?wait_for_status=yellow&timeout=2s" && return 0
+        if http_ok "$url/_cluster/health?wait_for_status=yellow&timeout=2s"; then
+            node_is "$url" "$pid" && return 0
+            log "another server answers on $url: not ours"
+            break
+        fi
         sleep 1
     done
-    log "$engine did not answer on $url within ${START_TIMEOUT}s; last lines of $NODE_LOG:"
+    log "$engine did not come up on $url (timeout ${START_TIMEOUT}s); last lines of $NODE_LOG:"
     tail -n 40 "$NODE_LOG" >&2
     stop_node quiet
     return 1
@@ -400,6 +416,9 @@ cmd_start() {
     fi
     stop_node quiet # stale state from a crashed node
     command -v mvn >/dev/null 2>&1 || die "mvn not found (apt-get install maven)"
+    if [[ -n ${DETECTD_NODE_PORT:-} ]] && (exec 3<>"/dev/tcp/127.0.0.1/$DETECTD_NODE_PORT") 2>/dev/null; then
+        die "DETECTD_NODE_PORT=$DETECTD_NODE_PORT: port already in use on 127.0.0.1"
+    fi
     setup_user
     engines=${DETECTD_SEARCH_ENGINE:-elasticsearch opensearch}
     for engine in $engines; do

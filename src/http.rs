@@ -22,6 +22,8 @@ pub struct Health {
     pub rules_loaded: AtomicBool,
     /// The last backend operation succeeded.
     pub backend_ok: AtomicBool,
+    /// Rules the cluster cannot run (by rule id: name and reason), reported once and not run.
+    pub not_runnable: std::sync::Mutex<std::collections::BTreeMap<String, String>>,
 }
 
 /// The router, for serving and for tests.
@@ -36,7 +38,14 @@ pub fn router(health: Arc<Health>) -> Router {
 async fn readyz(State(h): State<Arc<Health>>) -> impl IntoResponse {
     let rules = h.rules_loaded.load(Ordering::Relaxed);
     let backend = h.backend_ok.load(Ordering::Relaxed);
-    let body = format!("rules_loaded={rules} backend_reachable={backend}\n");
+    let mut body = format!("rules_loaded={rules} backend_reachable={backend}\n");
+    let not_runnable = crate::sync::lock(&h.not_runnable);
+    if !not_runnable.is_empty() {
+        body.push_str(&format!("not_runnable={}\n", not_runnable.len()));
+        for (id, why) in not_runnable.iter() {
+            body.push_str(&format!("not runnable on this cluster: rule {id} {why}\n"));
+        }
+    }
     if rules && backend {
         (StatusCode::OK, body)
     } else {

@@ -238,6 +238,7 @@ mod tests {
             capped,
             warnings: vec![],
             message: None,
+            not_runnable: false,
             search_ms: 1.0,
             index_ms: 1.0,
             round_trips: 2,

@@ -119,10 +119,14 @@ pub fn normalize_options(cfg: &Config) -> anyhow::Result<crate::ecs::NormalizeOp
 
 /// The configured backend, ready to run rules (Elasticsearch: index setup done and a health
 /// check logged per rule).
+/// A rule the backend cannot run, found before it ran (e.g. its `min_stack_version` is newer
+/// than the cluster): `(rule_id, name, reason)`.
+pub type NotRunnable = (String, String, String);
+
 pub async fn open_backend(
     cfg: &Config,
     rules: &[RunnableRule],
-) -> anyhow::Result<Arc<dyn Backend>> {
+) -> anyhow::Result<(Arc<dyn Backend>, Vec<NotRunnable>)> {
     match cfg.backend {
         BackendKind::Embedded => {
             let data = cfg.embedded.data.clone();
@@ -178,10 +182,22 @@ pub async fn open_backend(
                 // The executions build what they need themselves (and report it).
                 Err(e) => tracing::warn!(error = %e, "evaluating rule queries ahead failed"),
             }
-            Ok(backend)
+            Ok((backend, Vec::new()))
         }
         BackendKind::Elasticsearch => {
             let backend = ElasticsearchBackend::new(&cfg.elasticsearch, &cfg.alerts)?;
+            let info = backend
+                .cluster_info()
+                .await
+                .context("reading the cluster version")?;
+            tracing::info!(engine = info.name(), version = %info.number, "cluster");
+            let refused: Vec<NotRunnable> = rules
+                .iter()
+                .filter_map(|r| {
+                    let why = info.refuses(r.rule.min_stack_version.as_deref())?;
+                    Some((r.rule.rule_id.clone(), r.rule.name.clone(), why))
+                })
+                .collect();
             backend
                 .setup()
                 .await
@@ -200,7 +216,7 @@ pub async fn open_backend(
             for p in backend.health_check(&targets).await {
                 tracing::warn!(rule = %p.rule_id, name = %p.rule_name, problem = %p.problem, "health check");
             }
-            Ok(Arc::new(backend))
+            Ok((Arc::new(backend), refused))
         }
     }
 }
@@ -244,6 +260,28 @@ struct EngineExecutor {
     backend: Arc<dyn Backend>,
     health: Arc<Health>,
     tally: Mutex<BTreeMap<String, Tally>>,
+    /// To take a rule the cluster refuses out of the schedule.
+    scheduler: std::sync::OnceLock<crate::scheduler::SchedulerHandle>,
+}
+
+impl EngineExecutor {
+    /// The cluster refused the rule's request for good: reported once, taken out of the
+    /// schedule (until the rules are reloaded), listed in `/readyz`.
+    fn not_runnable(&self, rule: &RunnableRule, reason: &str) {
+        tracing::error!(rule = %rule.rule.rule_id, name = %rule.rule.name, reason, "{NOT_RUNNABLE}: rule taken out of the schedule");
+        crate::sync::lock(&self.health.not_runnable).insert(
+            rule.rule.rule_id.clone(),
+            format!("({}): {reason}", rule.rule.name),
+        );
+        let remaining: Vec<ScheduledRule> = {
+            let mut map = crate::sync::write(&self.rules);
+            map.remove(&rule.rule.rule_id);
+            map.values().filter_map(|r| scheduled(r).ok()).collect()
+        };
+        if let Some(h) = self.scheduler.get() {
+            h.reload(remaining);
+        }
+    }
 }
 
 #[async_trait]
@@ -283,7 +321,9 @@ impl Executor for EngineExecutor {
                 }
             }
         }
-        if res.status == Status::Failed {
+        if res.not_runnable {
+            self.not_runnable(&rule, res.message.as_deref().unwrap_or(""));
+        } else if res.status == Status::Failed {
             tracing::warn!(rule = %rule_id, message = res.message.as_deref().unwrap_or(""), "execution failed");
         } else if res.capped {
             tracing::warn!(rule = %rule_id, alerts = res.alerts_created, "{}", crate::engine::MAX_SIGNALS_WARNING);
@@ -310,6 +350,9 @@ fn execution_uuid(rule_id: &str, started_at: DateTime<Utc>, w: SchedWindow) -> S
 
 /// The scheduler's outcome of an engine result. Alerts that could not be written make the
 /// execution failed, so its window is not marked covered and is retried.
+/// How an execution record's message starts when the cluster refused the rule for good.
+pub const NOT_RUNNABLE: &str = "not runnable on this cluster";
+
 fn outcome(res: &ExecutionResult) -> ExecutionOutcome {
     let status = match res.status {
         _ if res.failed_writes > 0 => ExecutionStatus::Failed,
@@ -324,7 +367,12 @@ fn outcome(res: &ExecutionResult) -> ExecutionOutcome {
         duplicates: res.duplicates,
         capped: res.capped,
         warnings: res.warnings.clone(),
-        message: res.message.clone(),
+        retire: res.not_runnable,
+        message: if res.not_runnable {
+            res.message.as_ref().map(|m| format!("{NOT_RUNNABLE}: {m}"))
+        } else {
+            res.message.clone()
+        },
         search_ms: res.search_ms.round() as u64,
         index_ms: res.index_ms.round() as u64,
         round_trips: res.round_trips,
@@ -398,8 +446,23 @@ pub async fn run(
         })
         .collect();
     let run_clock = clock_for_run(opts.start.as_deref(), opts.end.as_deref(), Utc::now())?;
-    let backend = open_backend(&cfg, &rules).await?;
+    let (backend, refused) = open_backend(&cfg, &rules).await?;
     let health = Arc::new(Health::default());
+    // Rules the cluster cannot run: reported once here, never scheduled.
+    let mut schedule = schedule;
+    let mut rules = rules;
+    for (id, name, why) in &refused {
+        tracing::error!(rule = %id, name = %name, reason = %why, "{NOT_RUNNABLE}: rule not scheduled");
+        crate::sync::lock(&health.not_runnable).insert(id.clone(), format!("({name}): {why}"));
+    }
+    schedule.retain(|s| !refused.iter().any(|(id, _, _)| *id == s.rule_id));
+    rules.retain(|r| !refused.iter().any(|(id, _, _)| *id == r.rule.rule_id));
+    if schedule.is_empty() {
+        anyhow::bail!(
+            "no rule of {} can run on this backend",
+            cfg.rules_dir.display()
+        );
+    }
     health.metrics.set_rules_loaded(schedule.len() as u64);
     health.rules_loaded.store(true, Ordering::Relaxed);
     health.backend_ok.store(true, Ordering::Relaxed);
@@ -414,6 +477,7 @@ pub async fn run(
         backend: backend.clone(),
         health: health.clone(),
         tally: Mutex::new(BTreeMap::new()),
+        scheduler: std::sync::OnceLock::new(),
     });
     let store = Arc::new(BackendStore(backend.clone()));
     let recorder = Arc::new(MeteredRecorder {
@@ -425,6 +489,7 @@ pub async fn run(
     options.progress = opts.start.is_some();
     let scheduler = Scheduler::new(executor.clone(), store, recorder, run_clock.clock, options);
     let handle = scheduler.handle();
+    let _ = executor.scheduler.set(handle.clone());
     let cancel = handle.cancellation();
     cancel_on_shutdown_signals(cancel.clone());
     if !cfg.http.listen.is_empty() {
@@ -478,31 +543,65 @@ pub fn backend_name(cfg: &Config) -> &'static str {
     }
 }
 
-/// Rule states and recent execution records, for `detectd status`.
-pub async fn status_sources(
-    cfg: &Config,
-) -> anyhow::Result<(BTreeMap<String, RuleState>, Vec<ExecutionRecordDoc>)> {
-    match cfg.backend {
-        BackendKind::Embedded => {
-            let states = crate::backend::embedded::read_state(&cfg.embedded.state_file)?;
-            let records = crate::backend::embedded::read_records(&cfg.embedded.executions_file)?
+/// What `detectd status` reports from: the rules' states, recent execution records, and the
+/// rules the cluster cannot run (by rule id: the reason).
+#[derive(Debug, Default)]
+pub struct StatusSources {
+    pub states: BTreeMap<String, RuleState>,
+    pub records: Vec<ExecutionRecordDoc>,
+    pub not_runnable: BTreeMap<String, String>,
+}
+
+/// Rule states, recent execution records, and which rules cannot run: on Elasticsearch, by the
+/// cluster's version (`min_stack_version`) or because the last execution was refused for good.
+pub async fn status_sources(cfg: &Config, rules: &[RunnableRule]) -> anyhow::Result<StatusSources> {
+    let mut out = match cfg.backend {
+        BackendKind::Embedded => StatusSources {
+            states: crate::backend::embedded::read_state(&cfg.embedded.state_file)?,
+            records: crate::backend::embedded::read_records(&cfg.embedded.executions_file)?
                 .iter()
                 .filter_map(ExecutionRecordDoc::from_record)
-                .collect();
-            Ok((states, records))
-        }
+                .collect(),
+            not_runnable: BTreeMap::new(),
+        },
         BackendKind::Elasticsearch => {
             let backend = ElasticsearchBackend::new(&cfg.elasticsearch, &cfg.alerts)?;
-            let states = backend.load_state().await?;
-            let records = backend
-                .recent_executions(10_000)
-                .await?
-                .iter()
-                .filter_map(ExecutionRecordDoc::from_record)
-                .collect();
-            Ok((states, records))
+            let info = backend.cluster_info().await?;
+            StatusSources {
+                states: backend.load_state().await?,
+                records: backend
+                    .recent_executions(10_000)
+                    .await?
+                    .iter()
+                    .filter_map(ExecutionRecordDoc::from_record)
+                    .collect(),
+                not_runnable: rules
+                    .iter()
+                    .filter_map(|r| {
+                        let why = info.refuses(r.rule.min_stack_version.as_deref())?;
+                        Some((r.rule.rule_id.clone(), why))
+                    })
+                    .collect(),
+            }
+        }
+    };
+    let mut last: BTreeMap<&str, &ExecutionRecordDoc> = BTreeMap::new();
+    for r in &out.records {
+        let e = last.entry(r.rule_id.as_str()).or_insert(r);
+        if r.started_at > e.started_at {
+            *e = r;
         }
     }
+    let refused: Vec<(String, String)> = last
+        .into_iter()
+        .filter_map(|(id, r)| {
+            let m = r.message.as_deref()?;
+            m.starts_with(NOT_RUNNABLE)
+                .then(|| (id.to_string(), m.to_string()))
+        })
+        .collect();
+    out.not_runnable.extend(refused);
+    Ok(out)
 }
 
 /// Reloads the rules; a rule whose file no longer loads keeps its last good version.

@@ -646,8 +646,9 @@ async fn search_parse_error_is_a_request_error_with_the_reason_and_closes_the_pi
         .search_page(&q, 3, None, &ExecStats::default())
         .await
         .unwrap_err();
+    // a 400 is the request itself: permanent, never retried
     match err {
-        Error::Request { operation, reason } => {
+        Error::Rejected { operation, reason } => {
             assert_eq!(operation, format!("search {BOTH}"));
             assert!(
                 reason.contains("HTTP 400") && reason.contains("parsing_exception"),

@@ -88,6 +88,10 @@ pub enum Error {
     /// The backend answered with an error for this request.
     #[error("{operation} failed: {reason}")]
     Request { operation: String, reason: String },
+    /// The cluster refuses the request itself (HTTP 400: a query it cannot run, such as a
+    /// `wildcard` on a keyed `flattened` field before 8.x): sending it again cannot help.
+    #[error("{operation} refused by the cluster: {reason}")]
+    Rejected { operation: String, reason: String },
     /// Elasticsearch `too_many_clauses` (the caller may retry with a smaller batch).
     #[error("{operation} failed: too many clauses in the query")]
     TooManyClauses { operation: String },

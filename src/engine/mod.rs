@@ -143,6 +143,9 @@ pub struct ExecutionResult {
     pub capped: bool,
     pub warnings: Vec<String>,
     pub message: Option<String>,
+    /// The cluster refused the rule's request for good (HTTP 400): the rule cannot run there,
+    /// and running it again at the next interval would fail the same way.
+    pub not_runnable: bool,
     pub search_ms: f64,
     pub index_ms: f64,
     pub round_trips: u64,
@@ -185,6 +188,7 @@ pub async fn execute(
     if sink.capped {
         warnings.push(MAX_SIGNALS_WARNING.to_string());
     }
+    let not_runnable = matches!(outcome, Err(Error::Rejected { .. }));
     let (status, message) = match outcome {
         Err(e) => (Status::Failed, Some(e.to_string())),
         Ok(()) if !sink.failed.is_empty() => (
@@ -215,6 +219,7 @@ pub async fn execute(
         capped: sink.capped,
         warnings,
         message,
+        not_runnable,
         search_ms: micros(&stats.search_micros),
         index_ms: micros(&stats.index_micros),
         round_trips: stats.round_trips.load(std::sync::atomic::Ordering::Relaxed),

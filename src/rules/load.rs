@@ -657,6 +657,7 @@ fn build(f: RuleFile, path: &Path) -> Result<Loaded, LoadError> {
                 note: r.note,
                 setup: r.setup,
                 maturity: metadata.maturity,
+                min_stack_version: metadata.min_stack_version,
                 investigation_fields: r
                     .investigation_fields
                     .map(|i| i.field_names)

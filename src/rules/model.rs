@@ -57,6 +57,8 @@ pub struct Rule {
     pub setup: Option<String>,
     /// `metadata.maturity` (`production`, `development`, `deprecated`, ...).
     pub maturity: Option<String>,
+    /// `metadata.min_stack_version`: the oldest Elastic stack the rule is written for.
+    pub min_stack_version: Option<String>,
     pub investigation_fields: Vec<String>,
     pub alert_suppression: Option<Value>,
     pub risk_score_mapping: Vec<Value>,

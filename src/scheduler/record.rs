@@ -75,6 +75,9 @@ pub struct ExecutionOutcome {
     pub search_ms: u64,
     pub index_ms: u64,
     pub round_trips: u64,
+    /// The rule can never run on this backend (e.g. the cluster refuses its query): after this
+    /// record it is not run again until the rules are reloaded.
+    pub retire: bool,
 }
 
 impl ExecutionOutcome {

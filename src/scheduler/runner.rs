@@ -156,6 +156,8 @@ struct Shared {
     clock: Arc<dyn Clock>,
     options: SchedulerOptions,
     states: Mutex<HashMap<String, RuleState>>,
+    /// Rules an outcome retired (`ExecutionOutcome::retire`), never executed again.
+    retired: Mutex<HashSet<String>>,
     executions: AtomicU64,
     failed: AtomicU64,
     alerts: AtomicU64,
@@ -186,6 +188,7 @@ impl Scheduler {
                 clock,
                 options,
                 states: Mutex::new(HashMap::new()),
+                retired: Mutex::new(HashSet::new()),
                 executions: AtomicU64::new(0),
                 failed: AtomicU64::new(0),
                 alerts: AtomicU64::new(0),
@@ -498,6 +501,9 @@ async fn execute_rule(
     _permit: OwnedSemaphorePermit,
 ) {
     let rule_id = rule.rule_id.as_str();
+    if shared.retired.lock().is_ok_and(|r| r.contains(rule_id)) {
+        return;
+    }
     let current = |shared: &Shared| -> RuleState {
         shared
             .states
@@ -519,9 +525,13 @@ async fn execute_rule(
         );
     }
     for (kind, window) in the_plan.windows {
+        if shared.retired.lock().is_ok_and(|r| r.contains(rule_id)) {
+            break; // an earlier window retired the rule: its later windows would fail the same way
+        }
         let t0 = Instant::now();
         let mut outcome = run_window(&shared, rule_id, window, started_at).await;
         let duration_ms = t0.elapsed().as_millis() as u64;
+        let outcome_retire = outcome.retire;
 
         let mut state = current(&shared);
         state.last_start = Some(started_at);
@@ -589,6 +599,11 @@ async fn execute_rule(
         };
         if let Err(e) = shared.recorder.record(&doc.to_record()).await {
             warn!(rule = %rule_id, error = %e, "cannot write execution record");
+        }
+        if outcome_retire {
+            if let Ok(mut r) = shared.retired.lock() {
+                r.insert(rule_id.to_string());
+            }
         }
         match doc.status {
             ExecutionStatus::Failed => warn!(

@@ -16,8 +16,10 @@ mod search;
 mod setup;
 mod state;
 mod transport;
+mod version;
 mod writer;
 
+pub use version::{parse_version, ClusterInfo, Engine};
 pub use writer::FlushPolicy;
 
 use std::collections::{BTreeMap, HashMap};
@@ -90,6 +92,8 @@ pub struct ElasticsearchBackend {
     catalogs: Mutex<HashMap<String, (Instant, Arc<FieldCatalog>)>>,
     /// Rule state and execution records, written in the background (started on first use).
     writer: writer::Writer,
+    /// `GET /`, read once.
+    cluster: std::sync::OnceLock<ClusterInfo>,
 }
 
 impl ElasticsearchBackend {
@@ -142,6 +146,7 @@ impl ElasticsearchBackend {
             executions_index: es.executions_index.clone(),
             catalogs: Mutex::new(HashMap::new()),
             writer: writer::Writer::default(),
+            cluster: std::sync::OnceLock::new(),
         })
     }
 

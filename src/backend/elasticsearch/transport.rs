@@ -160,9 +160,18 @@ pub(super) fn ok_or_error(op: &str, r: Reply) -> Result<Value, Error> {
     if r.status < 300 {
         return Ok(r.body);
     }
-    if error_types(&r.body).iter().any(|t| t == "too_many_clauses") {
+    let types = error_types(&r.body);
+    if types.iter().any(|t| t == "too_many_clauses") {
         return Err(Error::TooManyClauses {
             operation: op.to_string(),
+        });
+    }
+    // A 400 is the request itself (a query this cluster cannot run): permanent. Resource
+    // limits that come as 400 on some versions stay ordinary errors.
+    if r.status == 400 && !types.iter().any(|t| t.starts_with("too_many_")) {
+        return Err(Error::Rejected {
+            operation: op.to_string(),
+            reason: format!("HTTP 400: {}", error_reason(&r.body)),
         });
     }
     Err(Error::Request {
