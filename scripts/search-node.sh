@@ -48,6 +48,13 @@ pid_alive() { # pid: alive and one of ours (its command line names our node dir)
     tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$NODE_DIR/"
 }
 
+proc_running() { # pid: exists and is not a zombie (an exited JVM lingers as one until reaped)
+    local stat
+    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+    stat=${stat##*) } # the state letter follows "(comm) "
+    [[ ${stat:0:1} != Z ]]
+}
+
 http_ok() { # url -> 0 when it answers 2xx
     curl -fsS -o /dev/null --max-time 10 "$1" 2>/dev/null
 }
@@ -130,7 +137,7 @@ setup_user() {
 # top-level dependency they hang under (see pom.xml).
 resolve_jars() {
     local engine=$1 version=$2 home=$3 stage="$3/.stage"
-    rm -rf "$stage" "$home/lib" "$home/modules"
+    rm -rf "$stage" "${home:?}/lib" "${home:?}/modules"
     mkdir -p "$stage" "$home/lib" "$home/modules"
     log "resolving $engine $version with Maven (~/.m2 cache)"
     # -q hides the download chatter; Maven's errors still reach stderr.
@@ -175,13 +182,26 @@ layout_es() { # version home java
     # would ask for a Java module layer) and name the folder after the plugin.
     for dir in "$home"/modules/*/; do
         dir=${dir%/}
-        jar=$(ls "$dir"/"$(basename "$dir")"-*.jar | head -n1)
+        jar=$(compgen -G "$dir/$(basename "$dir")-*.jar" | head -n1)
         desc=$(unzip -Z1 "$jar" | grep -m1 '^META-INF/es-plugins/.*/plugin-descriptor.properties$' || true)
         [[ -n $desc ]] || { log "no plugin descriptor in $jar"; return 1; }
         name=$(basename "$(dirname "$desc")")
         unzip -p "$jar" "$desc" | grep -v '^modulename=' >"$dir/plugin-descriptor.properties"
         [[ $dir == "$home/modules/$name" ]] || mv "$dir" "$home/modules/$name"
     done
+    # Elasticsearch loads zstd (the best_compression codec: without it a shard of such
+    # an index fails) from lib/platform/<os-arch>/, where the tarball ships its own
+    # copy; the jars do not carry it, so point it at the system's libzstd (Debian's
+    # libzstd1, on every Debian machine as a dependency of apt and dpkg).
+    local zstd arch
+    zstd=$(ldconfig -p 2>/dev/null | awk '/libzstd\.so\.1 .*x86-64|libzstd\.so\.1 .*AArch64/ { print $NF; exit }')
+    case $(uname -m) in x86_64) arch=linux-x64 ;; aarch64) arch=linux-aarch64 ;; *) arch= ;; esac
+    if [[ -n $zstd && -n $arch ]]; then
+        mkdir -p "$home/lib/platform/$arch"
+        ln -sf "$zstd" "$home/lib/platform/$arch/libzstd.so"
+    else
+        log "warning: no system libzstd.so.1: indices with index.codec=best_compression will fail"
+    fi
     mkdir -p "$home/launcher"
     "$(dirname "$java")/javac" -nowarn -d "$home/launcher" -cp "$home/lib/*" \
         "$RES_DIR/DetectdEsNode.java" 2>&1 | grep -v '^Note:' >&2 || true
@@ -207,14 +227,20 @@ action.destructive_requires_name: false
 EOF
 }
 
+# The JVM options of the distribution's jvm.options that matter here; -XX:-UsePerfData
+# so that no /tmp/hsperfdata_<user> folder is left behind. Vector API and native
+# access: Lucene/ES use them when allowed. enableVectorLibrary=false: ES's own SIMD
+# library (libvec.so) is only in the tarball, and on 9.x its absence would switch
+# off ALL native access, zstd included (see layout_es).
 java_cmd_es() { # home java -> the JVM command line (one word per line)
     printf '%s\n' "$2" -Xms$HEAP -Xmx$HEAP -XX:+UseG1GC -XX:-OmitStackTraceInFastThrow \
         -XX:-UsePerfData \
         -Djava.io.tmpdir="$1/tmp" -Dfile.encoding=UTF-8 -Djava.locale.providers=CLDR \
         -Djava.awt.headless=true -Dlog4j.shutdownHookEnabled=false -Dlog4j2.disable.jmx=true \
         -Dlog4j2.formatMsgNoLookups=true -Dio.netty.noUnsafe=true -Dio.netty.noKeySetOptimization=true \
-        -Dio.netty.recycler.maxCapacityPerThread=0 -Des.networkaddress.cache.ttl=60 \
+        -Dio.netty.recycler.maxCapacityPerThread=0 \
         --add-modules=jdk.incubator.vector --enable-native-access=ALL-UNNAMED \
+        -Dorg.elasticsearch.nativeaccess.enableVectorLibrary=false \
         -Des.path.home="$1" -Des.path.conf="$1/config" \
         -cp "$1/launcher:$1/lib/*" DetectdEsNode
 }
@@ -286,7 +312,6 @@ java_cmd_os() { # home java: OpenSearch's own bootstrap (Security Manager, jar h
         -Djava.awt.headless=true -Dlog4j.shutdownHookEnabled=false -Dlog4j2.disable.jmx=true \
         -Dlog4j2.formatMsgNoLookups=true -Dio.netty.noUnsafe=true -Dio.netty.noKeySetOptimization=true \
         -Dio.netty.recycler.maxCapacityPerThread=0 -Djna.nosys=true -Djava.security.manager=allow \
-        -Dopensearch.networkaddress.cache.ttl=60 \
         -Dopensearch.path.home="$1" -Dopensearch.path.conf="$1/config" \
         -cp "$1/lib/*" org.opensearch.bootstrap.OpenSearch
 }
@@ -326,7 +351,7 @@ start_engine() {
     # and the JDK are unchanged (so a warm start skips Maven entirely).
     home="$NODE_DIR/$engine-$version"
     stamp=$(cat "$RES_DIR/pom.xml" "$RES_DIR/DetectdEsNode.java" "$RES_DIR"/opensearch-policies/* \
-        <(echo "$engine $version $java layout-v1") | sha256sum | cut -c1-16)
+        <(echo "$engine $version $java layout-v2") | sha256sum | cut -c1-16)
     if [[ $(cat "$home/.layout" 2>/dev/null) != "$stamp" ]]; then
         rm -rf "$home"
         mkdir -p "$home/config"
@@ -368,7 +393,8 @@ start_engine() {
     # wait for yellow (green for 0-replica indices): the node elects itself, then answers
     local deadline=$((SECONDS + START_TIMEOUT))
     while ((SECONDS < deadline)); do
-        if ! pid_alive "$pid"; then # (not kill -0: an exited JVM may linger as a zombie)
+        # (not pid_alive: until the subshell has exec'd the JVM its command line is ours)
+        if ! proc_running "$pid"; then
             log "$engine exited during start; last lines of $NODE_LOG:"
             tail -n 40 "$NODE_LOG" >&2
             stop_node quiet
@@ -376,12 +402,13 @@ start_engine() {
         fi
         if http_ok "$url/_cluster/health?wait_for_status=yellow&timeout=2s"; then
             node_is "$url" "$pid" && return 0
-            log "another server answers on $url: not ours"
-            break
+            log "another server answers on $url: not the node we started"
+            stop_node quiet
+            return 1
         fi
         sleep 1
     done
-    log "$engine did not come up on $url (timeout ${START_TIMEOUT}s); last lines of $NODE_LOG:"
+    log "$engine did not answer on $url within ${START_TIMEOUT}s; last lines of $NODE_LOG:"
     tail -n 40 "$NODE_LOG" >&2
     stop_node quiet
     return 1
@@ -399,6 +426,8 @@ stop_node() { # [quiet]: TERM, KILL after 30 s, then remove the data folder and 
             kill -KILL "$pid" 2>/dev/null || true
             for ((i = 0; i < 50; i++)); do pid_alive "$pid" || break; sleep 0.1; done
         fi
+        # an exited JVM may stay a zombie until its parent (init) reaps it: give it a moment
+        for ((i = 0; i < 50; i++)); do [[ -e /proc/$pid ]] || break; sleep 0.1; done
         [[ ${1:-} == quiet ]] || log "stopped $(state_get engine) (pid $pid)"
     elif [[ ${1:-} != quiet ]]; then
         log "not running"
@@ -433,9 +462,12 @@ cmd_start() {
 }
 
 cmd_status() {
-    local url
+    local url version
     if url=$(running_url); then
-        echo "$(state_get engine) $(state_get version) $url pid $(state_get pid)"
+        # the version as the node reports it (/_nodes answers alike on both engines)
+        version=$(curl -fsS --max-time 10 "$url/_nodes/_local?filter_path=nodes.*.version" |
+            sed -n 's/.*"version":"\([^"]*\)".*/\1/p')
+        echo "$(state_get engine) ${version:-$(state_get version)} $url pid $(state_get pid)"
     else
         echo "not running"
         return 3

@@ -241,7 +241,7 @@ pub fn scheduled(r: &RunnableRule) -> Result<ScheduledRule, String> {
 }
 
 /// Rules by id, shared between the executor and the reload loop.
-type RuleMap = Arc<RwLock<HashMap<String, RunnableRule>>>;
+type RuleMap = Arc<RwLock<HashMap<String, Arc<RunnableRule>>>>;
 
 /// Alerts of one rule during this run.
 #[derive(Debug, Default)]
@@ -469,7 +469,7 @@ pub async fn run(
     let rule_map: RuleMap = Arc::new(RwLock::new(
         rules
             .into_iter()
-            .map(|r| (r.rule.rule_id.clone(), r))
+            .map(|r| (r.rule.rule_id.clone(), Arc::new(r)))
             .collect(),
     ));
     let executor = Arc::new(EngineExecutor {
@@ -613,9 +613,9 @@ fn reload(cfg: &Config, current: &RuleMap) -> Vec<ScheduledRule> {
         .filter(|p| p.level == Level::Error)
         .map(|p| p.file.clone())
         .collect();
-    let mut fresh: HashMap<String, RunnableRule> = load_rules(cfg)
+    let mut fresh: HashMap<String, Arc<RunnableRule>> = load_rules(cfg)
         .into_iter()
-        .map(|r| (r.rule.rule_id.clone(), r))
+        .map(|r| (r.rule.rule_id.clone(), Arc::new(r)))
         .collect();
     let mut map = crate::sync::write(current);
     for (id, old) in map.iter() {
@@ -653,7 +653,7 @@ mod tests {
         let map: RuleMap = Arc::new(RwLock::new(
             load_rules(&cfg)
                 .into_iter()
-                .map(|r| (r.rule.rule_id.clone(), r))
+                .map(|r| (r.rule.rule_id.clone(), Arc::new(r)))
                 .collect(),
         ));
         assert_eq!(crate::sync::read(&map).len(), 2);

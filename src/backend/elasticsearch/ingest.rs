@@ -90,23 +90,48 @@ fn read_into(
     skipped
 }
 
-/// Installs the CloudTrail index template for `index` unless one of that name exists.
+/// Installs the CloudTrail index template for `index` unless one of that name exists, with the
+/// field types the cluster has: OpenSearch's `flat_object` for `flattened`, and, on a cluster
+/// that answers `No handler for type [X]`, the nearest type it has (`keyword` for
+/// `constant_keyword`, `object` for `flattened`), said in a warning.
 pub async fn ensure_template(b: &ElasticsearchBackend, index: &str) -> Result<(), Error> {
-    let (name, body) = requests::cloudtrail_template(index);
+    let (name, _) = requests::cloudtrail_template(index);
     let path = format!("/_index_template/{}", requests::encode_path_segment(&name));
     let (status, _) = b.send_json(Method::Get, &path, None).await?;
     if status == 200 {
         return Ok(());
     }
-    let (status, resp) = b.send_json(Method::Put, &path, Some(&body)).await?;
-    if status >= 300 {
-        return Err(Error::Request {
-            operation: format!("install index template {name}"),
-            reason: format!("HTTP {status}: {}", super::transport::error_reason(&resp)),
-        });
+    let mut types = requests::MappingTypes::default();
+    if let Ok(info) = b.cluster_info().await {
+        if info.engine == super::Engine::OpenSearch {
+            types.flattened = "flat_object";
+            if info.version < (2, 14, 0) {
+                types.constant_keyword = "keyword";
+            }
+        }
     }
-    tracing::info!(template = %name, "index template installed");
-    Ok(())
+    loop {
+        let (_, body) = requests::cloudtrail_template_with(index, types);
+        let (status, resp) = b.send_json(Method::Put, &path, Some(&body)).await?;
+        if status < 300 {
+            tracing::info!(template = %name, flattened = types.flattened, constant_keyword = types.constant_keyword, "index template installed");
+            return Ok(());
+        }
+        let reason = super::transport::error_reason(&resp);
+        let missing = |t: &str| reason.contains(&format!("No handler for type [{t}]"));
+        if missing(types.constant_keyword) && types.constant_keyword != "keyword" {
+            tracing::warn!(template = %name, "the cluster has no constant_keyword field type: mapped as keyword");
+            types.constant_keyword = "keyword";
+        } else if missing(types.flattened) && types.flattened != "object" {
+            tracing::warn!(template = %name, missing = types.flattened, "the cluster has no flattened field type: mapped as object (leaves are keywords)");
+            types.flattened = "object";
+        } else {
+            return Err(Error::Request {
+                operation: format!("install index template {name}"),
+                reason: format!("HTTP {status}: {reason}"),
+            });
+        }
+    }
 }
 
 /// What one `bulk_create` did with its documents.

@@ -109,6 +109,22 @@ pub fn close_pit_body(pit: &str) -> Value {
     json!({"id": pit})
 }
 
+/// OpenSearch's point in time: `POST /<indices>/_search/point_in_time` (answer `pit_id`).
+pub fn opensearch_open_pit_path(indices: &[String]) -> String {
+    format!(
+        "/{}/_search/point_in_time?keep_alive={PIT_KEEP_ALIVE}",
+        index_path(indices)
+    )
+}
+
+/// OpenSearch's `DELETE /_search/point_in_time` path.
+pub const OPENSEARCH_PIT_PATH: &str = "/_search/point_in_time";
+
+/// OpenSearch's close body: a list of ids.
+pub fn opensearch_close_pit_body(pit: &str) -> Value {
+    json!({"pit_id": [pit]})
+}
+
 /// One page of a query rule's hits, oldest first: in a point in time (`POST /_search`, no
 /// index in the path) or, for the first page, a plain search (`POST /<patterns>/_search`).
 pub fn search_page_body(
@@ -444,7 +460,31 @@ pub fn bulk_ingest_body(docs: &[&(String, String)]) -> String {
 /// anything else a template on exactly that name. Mappings: the aws integration's main
 /// CloudTrail fields (keyword, `ignore_above: 8191` strings, `flattened` objects, `ip`, dates),
 /// other strings keyword as ECS maps them.
+/// Field types a cluster may lack, and what [`cloudtrail_template`] maps instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MappingTypes {
+    /// `flattened` (Elasticsearch), `flat_object` (OpenSearch), or `object` (a node without
+    /// either: the leaves become keywords through the dynamic template).
+    pub flattened: &'static str,
+    /// `constant_keyword`, or `keyword` where the cluster lacks it.
+    pub constant_keyword: &'static str,
+}
+
+impl Default for MappingTypes {
+    fn default() -> Self {
+        MappingTypes {
+            flattened: "flattened",
+            constant_keyword: "constant_keyword",
+        }
+    }
+}
+
 pub fn cloudtrail_template(index: &str) -> (String, Value) {
+    cloudtrail_template_with(index, MappingTypes::default())
+}
+
+/// [`cloudtrail_template`] with the field types the cluster has.
+pub fn cloudtrail_template_with(index: &str, types: MappingTypes) -> (String, Value) {
     let data_stream = index.starts_with("logs-") && index.matches('-').count() >= 2;
     let (name, pattern) = match index.rsplit_once('-') {
         Some((prefix, _)) if data_stream => (prefix.to_string(), format!("{prefix}-*")),
@@ -452,9 +492,9 @@ pub fn cloudtrail_template(index: &str) -> (String, Value) {
     };
     let kw = json!({"type": "keyword"});
     let long_kw = json!({"type": "keyword", "ignore_above": 8191});
-    let flat = json!({"type": "flattened"});
+    let flat = json!({"type": types.flattened});
     let date = json!({"type": "date"});
-    let ck = json!({"type": "constant_keyword"});
+    let ck = json!({"type": types.constant_keyword});
     let cloudtrail = json!({"properties": {
         "user_identity": {"properties": {"arn": kw, "type": kw, "access_key_id": kw, "invoked_by": kw,
             "session_context": {"properties": {"creation_date": date, "mfa_authenticated": kw}}}},

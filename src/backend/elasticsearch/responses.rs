@@ -6,6 +6,8 @@ use serde_json::Value;
 
 #[derive(Debug, Deserialize)]
 pub struct OpenPit {
+    /// Elasticsearch `id`, OpenSearch `pit_id`.
+    #[serde(alias = "pit_id")]
     pub id: String,
 }
 

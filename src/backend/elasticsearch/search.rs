@@ -121,12 +121,20 @@ impl ElasticsearchBackend {
     }
 
     pub(super) async fn close_pit(&self, pit: &str, stats: &ExecStats) -> Result<(), Error> {
+        let (path, body) = if self.is_opensearch() {
+            (
+                requests::OPENSEARCH_PIT_PATH,
+                requests::opensearch_close_pit_body(pit),
+            )
+        } else {
+            ("/_pit", requests::close_pit_body(pit))
+        };
         let r = self
             .call(
                 "close point in time",
                 Method::Delete,
-                "/_pit",
-                Some(ReqBody::Json(requests::close_pit_body(pit))),
+                path,
+                Some(ReqBody::Json(body)),
                 Some(stats),
             )
             .await?;
@@ -206,7 +214,11 @@ impl ElasticsearchBackend {
             .call(
                 &op,
                 Method::Post,
-                &requests::open_pit_path(indices),
+                &if self.is_opensearch() {
+                    requests::opensearch_open_pit_path(indices)
+                } else {
+                    requests::open_pit_path(indices)
+                },
                 None,
                 Some(stats),
             )

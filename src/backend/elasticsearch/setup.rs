@@ -120,84 +120,94 @@ impl ElasticsearchBackend {
     /// problem is one entry.
     pub async fn health_check(&self, rules: &[RuleTarget]) -> Vec<HealthProblem> {
         let mut problems = Vec::new();
-        let problem = |id: &str, name: &str, p: String| HealthProblem {
-            rule_id: id.to_string(),
-            rule_name: name.to_string(),
-            problem: p,
-        };
+        // Rules usually share their patterns: each (patterns, time field) is checked once.
+        let mut checked: std::collections::HashMap<(&[String], &str), Vec<String>> =
+            std::collections::HashMap::new();
         for (id, name, indices, time_field) in rules {
-            let path = format!(
-                "/{}/_search?allow_no_indices=false&ignore_unavailable=true",
-                requests::index_path(indices)
-            );
-            let op = format!("search {}", indices.join(","));
-            match self
-                .call(
-                    &op,
-                    Method::Post,
-                    &path,
-                    Some(ReqBody::Json(requests::probe_body())),
-                    None,
-                )
-                .await
-            {
-                Err(e) => {
-                    problems.push(problem(id, name, e.to_string()));
-                    continue;
+            let key = (indices.as_slice(), time_field.as_str());
+            let found = match checked.get(&key) {
+                Some(found) => found.clone(),
+                None => {
+                    let found = self.check_sources(indices, time_field).await;
+                    checked.insert(key, found.clone());
+                    found
                 }
-                Ok(r) if r.status == 404 => {
-                    // allow_no_indices=false fails when any one pattern matches nothing; as
-                    // Kibana, only a rule none of whose patterns match is a problem
-                    if !self.any_pattern_matches(indices).await {
-                        problems.push(problem(
-                            id,
-                            name,
-                            format!("no index matches {}", indices.join(",")),
-                        ));
-                        continue;
-                    }
-                }
-                Ok(r) if r.status == 401 || r.status == 403 => {
-                    problems.push(problem(
-                        id,
-                        name,
-                        format!(
-                            "no read privilege on {}: {}",
-                            indices.join(","),
-                            error_reason(&r.body)
-                        ),
-                    ));
-                    continue;
-                }
-                Ok(r) if r.status >= 300 => {
-                    problems.push(problem(
-                        id,
-                        name,
-                        format!("{op} failed: HTTP {}: {}", r.status, error_reason(&r.body)),
-                    ));
-                    continue;
-                }
-                Ok(_) => {}
-            }
-            match self.catalog(indices, None).await {
-                Ok(cat) => {
-                    let mapped = cat.get(time_field).is_some_and(|s| {
-                        s.es_types.iter().any(|t| t == "date" || t == "date_nanos")
-                    });
-                    if !mapped {
-                        problems.push(problem(
-                            id,
-                            name,
-                            format!(
-                                "time field {time_field} is not mapped as a date in {}",
-                                indices.join(",")
-                            ),
-                        ));
-                    }
-                }
-                Err(e) => problems.push(problem(id, name, e.to_string())),
-            }
+            };
+            problems.extend(found.into_iter().map(|p| HealthProblem {
+                rule_id: id.clone(),
+                rule_name: name.clone(),
+                problem: p,
+            }));
         }
+        problems.extend(self.check_alerts_alias().await.map(|p| HealthProblem {
+            rule_id: String::new(),
+            rule_name: String::new(),
+            problem: p,
+        }));
+        problems
+    }
+
+    /// What is wrong with one set of index patterns and its time field (nothing: empty).
+    async fn check_sources(&self, indices: &[String], time_field: &str) -> Vec<String> {
+        let path = format!(
+            "/{}/_search?allow_no_indices=false&ignore_unavailable=true",
+            requests::index_path(indices)
+        );
+        let op = format!("search {}", indices.join(","));
+        let probe = self
+            .call(
+                &op,
+                Method::Post,
+                &path,
+                Some(ReqBody::Json(requests::probe_body())),
+                None,
+            )
+            .await;
+        match probe {
+            Err(e) => return vec![e.to_string()],
+            // allow_no_indices=false fails when any one pattern matches nothing; as Kibana,
+            // only patterns none of which match are a problem
+            Ok(r) if r.status == 404 => {
+                if !self.any_pattern_matches(indices).await {
+                    return vec![format!("no index matches {}", indices.join(","))];
+                }
+            }
+            Ok(r) if r.status == 401 || r.status == 403 => {
+                return vec![format!(
+                    "no read privilege on {}: {}",
+                    indices.join(","),
+                    error_reason(&r.body)
+                )];
+            }
+            Ok(r) if r.status >= 300 => {
+                return vec![format!(
+                    "{op} failed: HTTP {}: {}",
+                    r.status,
+                    error_reason(&r.body)
+                )];
+            }
+            Ok(_) => {}
+        }
+        match self.catalog(indices, None).await {
+            Ok(cat) => {
+                let mapped = cat.get(time_field).is_some_and(|s| {
+                    s.es_types.iter().any(|t| t == "date" || t == "date_nanos")
+                });
+                if mapped {
+                    Vec::new()
+                } else {
+                    vec![format!(
+                        "time field {time_field} is not mapped as a date in {}",
+                        indices.join(",")
+                    )]
+                }
+            }
+            Err(e) => vec![e.to_string()],
+        }
+    }
+
+    /// What is wrong with the alerts alias (nothing: `None`).
+    async fn check_alerts_alias(&self) -> Option<String> {
         let path = format!(
             "/{}/_search",
             requests::encode_path_segment(&self.alerts_alias)
@@ -212,20 +222,15 @@ impl ElasticsearchBackend {
             )
             .await
         {
-            Err(e) => problems.push(problem("", "", e.to_string())),
-            Ok(r) if r.status >= 300 => problems.push(problem(
-                "",
-                "",
-                format!(
-                    "alerts alias {}: HTTP {}: {}",
-                    self.alerts_alias,
-                    r.status,
-                    error_reason(&r.body)
-                ),
+            Err(e) => Some(e.to_string()),
+            Ok(r) if r.status >= 300 => Some(format!(
+                "alerts alias {}: HTTP {}: {}",
+                self.alerts_alias,
+                r.status,
+                error_reason(&r.body)
             )),
-            Ok(_) => {}
+            Ok(_) => None,
         }
-        problems
     }
 
     pub(super) async fn any_pattern_matches(&self, indices: &[String]) -> bool {

@@ -86,6 +86,14 @@ pub fn parse_version(s: &str) -> Option<(u32, u32, u32)> {
 }
 
 impl ElasticsearchBackend {
+    /// True once [`Self::cluster_info`] found OpenSearch (its point-in-time API and field types
+    /// differ); Elasticsearch until then.
+    pub fn is_opensearch(&self) -> bool {
+        self.cluster
+            .get()
+            .is_some_and(|c| c.engine == Engine::OpenSearch)
+    }
+
     /// The cluster's engine and version (asked once, then remembered).
     pub async fn cluster_info(&self) -> Result<ClusterInfo, Error> {
         if let Some(i) = self.cluster.get() {
