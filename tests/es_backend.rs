@@ -139,6 +139,14 @@ async fn sent(server: &MockServer) -> Value {
 
 async fn mount_field_caps(server: &MockServer, indices: &str) {
     let Some(fx) = fixture("020") else { return };
+    // `GET /` (7.10): the backend asks which engine it talks to before its first point in time
+    if let Some(root) = fixture("001") {
+        Mock::given(method("GET"))
+            .and(path("/"))
+            .respond_with(reply(&root))
+            .mount(server)
+            .await;
+    }
     Mock::given(method("GET"))
         .and(path(format!("/{indices}/_field_caps")))
         .respond_with(reply(&fx))

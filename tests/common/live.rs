@@ -16,7 +16,11 @@ pub struct Live {
 impl Live {
     pub fn from_env() -> Option<Live> {
         let Ok(url) = std::env::var("DETECTD_ES_URL") else {
-            eprintln!("skipping live Elasticsearch test: DETECTD_ES_URL is not set");
+            assert!(
+                std::env::var_os("DETECTD_REQUIRE_LIVE").is_none(),
+                "DETECTD_REQUIRE_LIVE is set but DETECTD_ES_URL is not: live tests may not skip"
+            );
+            eprintln!("skipping live Elasticsearch test: DETECTD_ES_URL is not set (scripts/test.sh starts a node)");
             return None;
         };
         let insecure = std::env::var("DETECTD_ES_INSECURE").is_ok_and(|v| v == "1" || v == "true");

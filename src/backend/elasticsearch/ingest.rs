@@ -91,7 +91,8 @@ fn read_into(
 }
 
 /// Installs the CloudTrail index template for `index` unless one of that name exists, with the
-/// field types the cluster has: OpenSearch's `flat_object` for `flattened`, and, on a cluster
+/// field types the cluster has: on OpenSearch `flat_object` for `flattened` and `keyword` for
+/// `constant_keyword` (the documents carry the values), and, on a cluster
 /// that answers `No handler for type [X]`, the nearest type it has (`keyword` for
 /// `constant_keyword`, `object` for `flattened`), said in a warning.
 pub async fn ensure_template(b: &ElasticsearchBackend, index: &str) -> Result<(), Error> {
@@ -104,10 +105,10 @@ pub async fn ensure_template(b: &ElasticsearchBackend, index: &str) -> Result<()
     let mut types = requests::MappingTypes::default();
     if let Ok(info) = b.cluster_info().await {
         if info.engine == super::Engine::OpenSearch {
+            // OpenSearch's constant_keyword needs its `value` in the mapping (one template
+            // serves every namespace of the data stream), and exists only from 2.14.
             types.flattened = "flat_object";
-            if info.version < (2, 14, 0) {
-                types.constant_keyword = "keyword";
-            }
+            types.constant_keyword = "keyword";
         }
     }
     loop {

@@ -121,7 +121,7 @@ impl ElasticsearchBackend {
     }
 
     pub(super) async fn close_pit(&self, pit: &str, stats: &ExecStats) -> Result<(), Error> {
-        let (path, body) = if self.is_opensearch() {
+        let (path, body) = if self.is_opensearch().await {
             (
                 requests::OPENSEARCH_PIT_PATH,
                 requests::opensearch_close_pit_body(pit),
@@ -214,7 +214,7 @@ impl ElasticsearchBackend {
             .call(
                 &op,
                 Method::Post,
-                &if self.is_opensearch() {
+                &if self.is_opensearch().await {
                     requests::opensearch_open_pit_path(indices)
                 } else {
                     requests::open_pit_path(indices)

@@ -86,12 +86,17 @@ pub fn parse_version(s: &str) -> Option<(u32, u32, u32)> {
 }
 
 impl ElasticsearchBackend {
-    /// True once [`Self::cluster_info`] found OpenSearch (its point-in-time API and field types
-    /// differ); Elasticsearch until then.
-    pub fn is_opensearch(&self) -> bool {
-        self.cluster
-            .get()
-            .is_some_and(|c| c.engine == Engine::OpenSearch)
+    /// True when the cluster is OpenSearch (its point-in-time API and field types differ),
+    /// asking `GET /` the first time; a cluster that does not answer it counts as
+    /// Elasticsearch.
+    pub async fn is_opensearch(&self) -> bool {
+        match self.cluster_info().await {
+            Ok(c) => c.engine == Engine::OpenSearch,
+            Err(e) => {
+                tracing::debug!(error = %e, "cluster version unknown, assuming Elasticsearch");
+                false
+            }
+        }
     }
 
     /// The cluster's engine and version (asked once, then remembered).
