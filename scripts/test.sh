@@ -1,24 +1,35 @@
 #!/usr/bin/env bash
-# All of detectd's tests, the live ones included: starts a real single-node search engine on
-# 127.0.0.1 from Maven Central (scripts/search-node.sh), runs `cargo test --locked` with
+# All of detectd's tests, the live ones included, on real search engines: for each engine in
+# DETECTD_TEST_ENGINES (default "opensearch elasticsearch") it starts a single node on
+# 127.0.0.1 from the jars on Maven Central (scripts/search-node.sh), runs the tests with
 # DETECTD_ES_URL pointing at it and DETECTD_REQUIRE_LIVE=1 (a live test that cannot reach it
-# fails instead of skipping), and stops the node however the tests end.
+# fails instead of skipping), and stops the node however the tests end. The first engine runs
+# the whole suite (`cargo test --locked`); the next ones run the live test binaries again.
 #
-#   DETECTD_SEARCH_ENGINE   opensearch (default) | elasticsearch: the engine to start. The
-#                           Elasticsearch node built from the published jars has no painless
-#                           and no bucket_selector (their modules are not published), which
-#                           new_terms needs; OpenSearch has every module detectd uses.
-#   DETECTD_ES_URL          set: use that cluster instead of starting a node.
+#   DETECTD_TEST_ENGINES   engines to test against, in order (opensearch, elasticsearch)
+#   DETECTD_ES_URL         set: test against that cluster only, start no node
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if [[ -z ${DETECTD_ES_URL:-} ]]; then
-    export DETECTD_SEARCH_ENGINE=${DETECTD_SEARCH_ENGINE:-opensearch}
-    trap 'bash scripts/search-node.sh stop >&2 || true' EXIT
-    DETECTD_ES_URL=$(bash scripts/search-node.sh start | tail -n1)
-    export DETECTD_ES_URL
-fi
-echo "live tests against: $(bash scripts/search-node.sh status 2>/dev/null || echo "$DETECTD_ES_URL")" >&2
-curl -s "$DETECTD_ES_URL/" >&2 || true
+LIVE_TESTS=(--test es_live --test es_live_pipeline --test scenarios)
 export DETECTD_REQUIRE_LIVE=1
-cargo test --locked
+
+if [[ -n ${DETECTD_ES_URL:-} ]]; then
+    echo "live tests against $DETECTD_ES_URL: $(curl -s "$DETECTD_ES_URL/" | tr -d '\n' | cut -c1-300)" >&2
+    exec cargo test --locked
+fi
+
+trap 'bash scripts/search-node.sh stop >&2 || true' EXIT
+first=1
+for engine in ${DETECTD_TEST_ENGINES:-opensearch elasticsearch}; do
+    DETECTD_ES_URL=$(DETECTD_SEARCH_ENGINE=$engine bash scripts/search-node.sh start | tail -n1)
+    export DETECTD_ES_URL
+    echo "live tests against: $(bash scripts/search-node.sh status)" >&2
+    if [[ $first == 1 ]]; then
+        cargo test --locked
+        first=0
+    else
+        cargo test --locked "${LIVE_TESTS[@]}"
+    fi
+    bash scripts/search-node.sh stop >&2
+done

@@ -182,6 +182,7 @@ fn explain_new_terms(
             &values,
             &exec.time,
             window.from,
+            true,
         );
         out.request("POST", &path, Some(&body));
         out.blank();
@@ -207,8 +208,15 @@ fn explain_new_terms(
             "next pages: the same body with \"after\": the previous response's \"after_key\"",
         );
         let query = in_history(Some(requests::tuples_filter(fields, &[tuple])));
-        let body =
-            requests::new_terms_composite_body(query, fields, 1, &exec.time, window.from, None);
+        let body = requests::new_terms_composite_body(
+            query,
+            fields,
+            1,
+            &exec.time,
+            window.from,
+            None,
+            true,
+        );
         out.request("POST", &path, Some(&body));
     }
 }

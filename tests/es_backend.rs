@@ -1865,6 +1865,7 @@ async fn new_terms_first_seen_with_an_override_is_kibanas_combined_timestamp() {
         &time,
         from,
         None,
+        true,
     );
     let mut expected = fx[1]["request"]["body"]["aggs"]["new_terms"]["aggs"].clone();
     expected.as_object_mut().unwrap().remove("docs");
@@ -2012,5 +2013,85 @@ async fn a_crash_between_alert_write_and_state_flush_reruns_the_window_without_d
     assert!(
         alerts.values().all(|n| *n == 2),
         "each sent twice, created once: {alerts:?}"
+    );
+}
+
+#[tokio::test]
+async fn without_painless_first_seen_is_filtered_by_detectd() {
+    // A cluster that runs no scripts refuses the bucket_selector; detectd then asks for the
+    // first-seen aggregations alone and keeps the terms first seen after `from` itself.
+    if fixture("020").is_none() {
+        return;
+    }
+    let server = MockServer::start().await;
+    mount_field_caps(&server, "logs-aws.cloudtrail-*").await;
+    Mock::given(method("POST"))
+        .and(path("/logs-aws.cloudtrail-*/_search"))
+        .and(|r: &Request| body_json(r)["aggs"]["new_terms"]["aggs"].get("filtering_agg").is_some())
+        .respond_with(ResponseTemplate::new(400).set_body_json(json!({"error": {"root_cause": [{"type": "parsing_exception", "reason": "Unknown aggregation type [bucket_selector]"}], "type": "parsing_exception", "reason": "Unknown aggregation type [bucket_selector]"}, "status": 400})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let from_ms = t(FROM).timestamp_millis() as f64;
+    Mock::given(method("POST"))
+        .and(path("/logs-aws.cloudtrail-*/_search"))
+        .and(|r: &Request| {
+            let aggs = &body_json(r)["aggs"]["new_terms"]["aggs"];
+            aggs.get("first_seen").is_some() && aggs.get("filtering_agg").is_none()
+        })
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            json!({"aggregations": {"new_terms": {"buckets": [
+                {"key": "alice", "doc_count": 3, "first_seen": {"value": from_ms - 86_400_000.0}},
+                {"key": "carol", "doc_count": 1, "first_seen": {"value": from_ms + 60_000.0}},
+                {"key": "nobody", "doc_count": 0, "first_seen": {"value": null}}
+            ]}}}),
+        ))
+        .expect(2)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/logs-aws.cloudtrail-*/_search"))
+        .and(|r: &Request| body_json(r)["aggs"]["new_terms"]["aggs"].get("docs").is_some())
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"aggregations": {"new_terms": {"buckets": [
+            {"key": "carol", "doc_count": 1, "docs": {"hits": {"hits": [{"_index": "i", "_id": "c1", "_source": {"user": {"name": "carol"}}, "sort": [1]}]}}}
+        ]}}})))
+        .expect(2)
+        .mount(&server)
+        .await;
+    let b = backend(&server.uri());
+    let indices = vec!["logs-aws.cloudtrail-*".to_string()];
+    let query = is("event.action", "CreateDocument");
+    let time = at_timestamp();
+    let q = spec(&indices, &query, &time);
+    let tuples = vec![
+        vec![json!("alice")],
+        vec![json!("carol")],
+        vec![json!("nobody")],
+    ];
+    for _ in 0..2 {
+        // the second execution goes straight to the request without the selector
+        let new = b
+            .new_terms(
+                &q,
+                &["user.name".to_string()],
+                t(HISTORY),
+                &tuples,
+                &ExecStats::default(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(new.len(), 1);
+        assert_eq!(new[0].values, vec![json!("carol")]);
+        assert_eq!(new[0].hit.id, "c1");
+    }
+    let reqs = server.received_requests().await.unwrap();
+    let first_docs = reqs
+        .iter()
+        .map(body_json)
+        .find(|b| b["aggs"]["new_terms"]["aggs"].get("docs").is_some())
+        .unwrap();
+    assert_eq!(
+        first_docs["aggs"]["new_terms"]["terms"]["include"],
+        json!(["carol"])
     );
 }

@@ -119,7 +119,12 @@ pub async fn ensure_template(b: &ElasticsearchBackend, index: &str) -> Result<()
             return Ok(());
         }
         let reason = super::transport::error_reason(&resp);
-        let missing = |t: &str| reason.contains(&format!("No handler for type [{t}]"));
+        // 7.x: `No handler for type [X]`; 8.x/9.x: `The mapper type [X] ... does not exist`
+        let missing = |t: &str| {
+            reason.contains(&format!("No handler for type [{t}]"))
+                || (reason.contains(&format!("mapper type [{t}]"))
+                    && reason.contains("does not exist"))
+        };
         if missing(types.constant_keyword) && types.constant_keyword != "keyword" {
             tracing::warn!(template = %name, "the cluster has no constant_keyword field type: mapped as keyword");
             types.constant_keyword = "keyword";

@@ -94,6 +94,8 @@ pub struct ElasticsearchBackend {
     writer: writer::Writer,
     /// `GET /`, read once.
     cluster: std::sync::OnceLock<ClusterInfo>,
+    /// The cluster refused a `bucket_selector` (no painless): first seen is filtered here.
+    no_selector: std::sync::atomic::AtomicBool,
 }
 
 impl ElasticsearchBackend {
@@ -147,6 +149,7 @@ impl ElasticsearchBackend {
             catalogs: Mutex::new(HashMap::new()),
             writer: writer::Writer::default(),
             cluster: std::sync::OnceLock::new(),
+            no_selector: std::sync::atomic::AtomicBool::new(false),
         })
     }
 

@@ -10,6 +10,34 @@ use super::{requests, responses, ElasticsearchBackend, NEW_TERMS_BATCH};
 use crate::backend::{Error, ExecStats, NewTerm, QuerySpec, TermsPage};
 
 impl ElasticsearchBackend {
+    /// Sends a first-seen search built by `build(selector)`: with Kibana's `bucket_selector`
+    /// unless the cluster refused one before (no painless: scripting disabled, or a node
+    /// without the module); a refusal switches to filtering the buckets here, for good.
+    async fn with_selector(
+        &self,
+        op: &str,
+        stats: &ExecStats,
+        build: impl Fn(bool) -> (String, Value),
+    ) -> Result<SearchResponse, Error> {
+        use std::sync::atomic::Ordering;
+        if !self.no_selector.load(Ordering::Relaxed) {
+            let (path, body) = build(true);
+            match self.search(op, &path, body, stats).await {
+                Err(Error::Rejected { reason, .. })
+                    if ["bucket_selector", "painless", "script"]
+                        .iter()
+                        .any(|w| reason.contains(w)) =>
+                {
+                    tracing::warn!(reason, "the cluster runs no bucket_selector script: first seen is filtered by detectd");
+                    self.no_selector.store(true, Ordering::Relaxed);
+                }
+                other => return other,
+            }
+        }
+        let (path, body) = build(false);
+        self.search(op, &path, body, stats).await
+    }
+
     pub(super) async fn new_terms_single(
         &self,
         q: &QuerySpec<'_>,
@@ -30,9 +58,25 @@ impl ElasticsearchBackend {
             requests::time_range_filter(q.time, history_start, q.to),
             None,
         );
-        let body = requests::new_terms_history_body(query, field, &values, q.time, q.from);
-        let resp = self.search(&op, &path, body, stats).await?;
-        let new_values: Vec<Value> = buckets(resp).into_iter().map(|b| b.key).collect();
+        let resp = self
+            .with_selector(&op, stats, |selector| {
+                let body = requests::new_terms_history_body(
+                    query.clone(),
+                    field,
+                    &values,
+                    q.time,
+                    q.from,
+                    selector,
+                );
+                (path.clone(), body)
+            })
+            .await?;
+        let from = q.from.timestamp_millis() as f64;
+        let new_values: Vec<Value> = buckets(resp)
+            .into_iter()
+            .filter(|b| b.first_seen_millis().is_some_and(|t| t > from))
+            .map(|b| b.key)
+            .collect();
         if new_values.is_empty() {
             return Ok(Vec::new());
         }
@@ -73,22 +117,31 @@ impl ElasticsearchBackend {
         );
         let mut after: Option<Value> = None;
         let mut found = Vec::new();
+        let from = q.from.timestamp_millis() as f64;
         loop {
-            let body = requests::new_terms_composite_body(
-                query.clone(),
-                fields,
-                batch.len(),
-                q.time,
-                q.from,
-                after.as_ref(),
-            );
-            let resp = self.search(&op, &path, body, stats).await?;
+            let resp = self
+                .with_selector(&op, stats, |selector| {
+                    let body = requests::new_terms_composite_body(
+                        query.clone(),
+                        fields,
+                        batch.len(),
+                        q.time,
+                        q.from,
+                        after.as_ref(),
+                        selector,
+                    );
+                    (path.clone(), body)
+                })
+                .await?;
             let agg = resp.aggregations.map(|a| a.new_terms);
             let (next, bks) = match agg {
                 Some(a) => (a.after_key, a.buckets),
                 None => (None, Vec::new()),
             };
             for b in bks {
+                if !b.first_seen_millis().is_some_and(|t| t > from) {
+                    continue; // what the bucket_selector drops (it already did, if it ran)
+                }
                 let values: Vec<Value> = fields
                     .iter()
                     .map(|f| b.key.get(f).cloned().unwrap_or(Value::Null))

@@ -177,10 +177,13 @@ pub fn terms_page_body(
     json!({"size": 0, "track_total_hits": false, "query": query, "aggs": {AGG_NAME: {"composite": composite}}})
 }
 
-fn first_seen_aggs(time: &TimeField, from: DateTime<Utc>) -> Map<String, Value> {
+fn first_seen_aggs(time: &TimeField, from: DateTime<Utc>, selector: bool) -> Map<String, Value> {
     let mut aggs = Map::new();
     if time.primary == TIMESTAMP || !time.fallback_to_timestamp {
         aggs.insert("first_seen".into(), json!({"min": {"field": time.primary}}));
+        if !selector {
+            return aggs;
+        }
         aggs.insert(
             "filtering_agg".into(),
             json!({"bucket_selector": {
@@ -210,6 +213,9 @@ fn first_seen_aggs(time: &TimeField, from: DateTime<Utc>) -> Map<String, Value> 
             "aggs": {"min": {"min": {"field": TIMESTAMP}}}
         }),
     );
+    if !selector {
+        return aggs;
+    }
     aggs.insert(
         "filtering_agg".into(),
         json!({"bucket_selector": {
@@ -227,17 +233,20 @@ fn top_hit_agg(time: &TimeField) -> Value {
     json!({"top_hits": {"size": 1, "sort": time_sort(time)}})
 }
 
-/// new_terms phase 2, single field: which of `values` were first seen after `from`.
+/// new_terms phase 2, single field: which of `values` were first seen after `from` (with
+/// `selector`, Kibana's `bucket_selector` keeps only those; without it, for clusters without
+/// painless, every bucket comes back with its first-seen aggregations to filter).
 pub fn new_terms_history_body(
     query: Value,
     field: &str,
     values: &[Value],
     time: &TimeField,
     from: DateTime<Utc>,
+    selector: bool,
 ) -> Value {
     json!({"size": 0, "track_total_hits": false, "query": query, "aggs": {AGG_NAME: {
         "terms": {"field": field, "size": values.len(), "include": values},
-        "aggs": first_seen_aggs(time, from)
+        "aggs": first_seen_aggs(time, from, selector)
     }}})
 }
 
@@ -281,8 +290,9 @@ pub fn new_terms_composite_body(
     time: &TimeField,
     from: DateTime<Utc>,
     after: Option<&Value>,
+    selector: bool,
 ) -> Value {
-    let mut aggs = first_seen_aggs(time, from);
+    let mut aggs = first_seen_aggs(time, from, selector);
     aggs.insert("docs".into(), top_hit_agg(time));
     let mut composite = json!({"size": batch_len, "sources": composite_sources(fields)});
     if let (Some(a), Some(obj)) = (after, composite.as_object_mut()) {

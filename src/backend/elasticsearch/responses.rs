@@ -67,6 +67,44 @@ pub struct Bucket {
     pub key: Value,
     #[serde(default)]
     pub docs: Option<TopHits>,
+    /// First seen: `min(time)` ...
+    #[serde(default)]
+    pub first_seen: Option<MinAgg>,
+    /// ... or, with a `timestamp_override`, `min(override)` and `min(@timestamp)` of the
+    /// documents without it.
+    #[serde(default)]
+    pub ingested_min: Option<MinAgg>,
+    #[serde(default)]
+    pub fallback: Option<FallbackAgg>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct MinAgg {
+    /// `null` when no document had the field.
+    #[serde(default)]
+    pub value: Option<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct FallbackAgg {
+    #[serde(default)]
+    pub min: Option<MinAgg>,
+}
+
+impl Bucket {
+    /// The bucket's first-seen time in epoch millis, as the `bucket_selector` computes it.
+    pub fn first_seen_millis(&self) -> Option<f64> {
+        let v = |m: &Option<MinAgg>| m.as_ref().and_then(|m| m.value);
+        if let Some(f) = v(&self.first_seen) {
+            return Some(f);
+        }
+        let a = v(&self.ingested_min);
+        let b = self.fallback.as_ref().and_then(|f| v(&f.min));
+        match (a, b) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]

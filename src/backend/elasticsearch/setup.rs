@@ -190,9 +190,9 @@ impl ElasticsearchBackend {
         }
         match self.catalog(indices, None).await {
             Ok(cat) => {
-                let mapped = cat.get(time_field).is_some_and(|s| {
-                    s.es_types.iter().any(|t| t == "date" || t == "date_nanos")
-                });
+                let mapped = cat
+                    .get(time_field)
+                    .is_some_and(|s| s.es_types.iter().any(|t| t == "date" || t == "date_nanos"));
                 if mapped {
                     Vec::new()
                 } else {
