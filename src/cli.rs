@@ -53,6 +53,8 @@ pub enum Command {
     Status(StatusArgs),
     /// Bulk-load raw CloudTrail into Elasticsearch as ECS.
     Ingest(IngestArgs),
+    /// Every rule over CloudTrail files in one pass: the alerts a replay of the period gives.
+    Hunt(crate::commands::hunt::HuntArgs),
 }
 
 #[derive(Debug, Args)]
@@ -184,5 +186,6 @@ pub fn dispatch(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Run(a) => crate::service::run_command(cli, a),
         Command::Status(a) => crate::service::status_command(cli, a),
         Command::Ingest(a) => crate::backend::elasticsearch::ingest_command(cli, a),
+        Command::Hunt(a) => crate::commands::hunt::hunt_command(cli, a),
     }
 }

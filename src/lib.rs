@@ -6,6 +6,7 @@
 pub mod alerts;
 pub mod backend;
 pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod dsl;
 pub mod ecs;
@@ -13,6 +14,7 @@ pub mod engine;
 pub mod fields;
 pub mod generate;
 pub mod http;
+pub mod hunt;
 pub mod kql;
 pub mod logging;
 pub mod matcher;

@@ -1,0 +1,198 @@
+//! Recognising, from the raw record text, a CloudTrail record that no rule can match, so it is
+//! skipped before it is parsed and normalised.
+//!
+//! Each rule's KQL gives a necessary condition on `event.action` (CloudTrail `eventName`) and
+//! `event.provider` (`eventSource`): the literal values an `and` requires, or that every branch
+//! of an `or` requires. A record is skipped only when its `eventName`/`eventSource` are read
+//! unambiguously from the text and no rule's condition admits them; anything unusual (a key that
+//! occurs twice, an escaped value, an already-ECS document) keeps the record, so no alert is
+//! ever missed.
+
+use std::collections::HashSet;
+
+use crate::kql::Ast;
+
+/// The literal values a query requires of one field; `None` = no requirement found.
+type Allowed = Option<HashSet<String>>;
+
+/// What one rule requires of `event.action` and `event.provider`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Requirement {
+    pub actions: Allowed,
+    pub providers: Allowed,
+}
+
+impl Requirement {
+    /// The requirement a KQL query implies (the rule's filters can only narrow it further).
+    pub fn of(query: &Ast) -> Requirement {
+        Requirement {
+            actions: allowed(query, "event.action"),
+            providers: allowed(query, "event.provider"),
+        }
+    }
+
+    /// True when a record with these raw values may match (`None` = unknown value).
+    fn admits(&self, action: Option<&str>, provider: Option<&str>) -> bool {
+        let ok = |allowed: &Allowed, v: Option<&str>| match (allowed, v) {
+            (None, _) | (_, None) => true,
+            (Some(set), Some(v)) => set.contains(v),
+        };
+        ok(&self.actions, action) && ok(&self.providers, provider)
+    }
+}
+
+/// The literal values of `field` that every document matching `ast` has.
+fn allowed(ast: &Ast, field: &str) -> Allowed {
+    match ast {
+        Ast::Is {
+            field: Some(f),
+            value,
+        } if !f.wildcard && f.name == field => value.as_literal().map(|v| HashSet::from([v])),
+        Ast::And(items) => items
+            .iter()
+            .filter_map(|a| allowed(a, field))
+            .reduce(|a, b| a.intersection(&b).cloned().collect()),
+        Ast::Or(items) => {
+            let mut out = HashSet::new();
+            for a in items {
+                out.extend(allowed(a, field)?);
+            }
+            Some(out)
+        }
+        _ => None,
+    }
+}
+
+/// Decides for raw records whether any rule may match them.
+#[derive(Debug, Clone, Default)]
+pub struct Prefilter {
+    rules: Vec<Requirement>,
+    /// True when some rule has no requirement at all (then nothing is skipped).
+    open: bool,
+}
+
+impl Prefilter {
+    /// A prefilter for these rules' queries.
+    pub fn new(queries: &[&Ast]) -> Prefilter {
+        let rules: Vec<Requirement> = queries.iter().map(|q| Requirement::of(q)).collect();
+        let open = rules
+            .iter()
+            .any(|r| r.actions.is_none() && r.providers.is_none());
+        Prefilter { rules, open }
+    }
+
+    /// True when nothing can be skipped (a rule without an action/provider requirement).
+    pub fn is_open(&self) -> bool {
+        self.open
+    }
+
+    /// Which rules may match the record (`None` = all of them, the record could not be read).
+    pub fn possible(&self, raw: &str) -> Option<Vec<bool>> {
+        if raw.contains("\"@timestamp\"") {
+            // Possibly an already-ECS document, passed through without normalisation.
+            return None;
+        }
+        let action = unique_string(raw, "\"eventName\"")?;
+        let provider = unique_string(raw, "\"eventSource\"")?;
+        Some(
+            self.rules
+                .iter()
+                .map(|r| r.admits(action, provider))
+                .collect(),
+        )
+    }
+
+    /// True when the raw record can match no rule (skip it).
+    pub fn skip(&self, raw: &str) -> bool {
+        if self.open {
+            return false;
+        }
+        self.possible(raw).is_some_and(|p| !p.contains(&true))
+    }
+}
+
+/// The value of `key`: `Some(Some(v))` when the key occurs exactly once in the text and its
+/// value is a string without escapes; `Some(None)` when the key does not occur (treated as
+/// unknown, never as absent); `None` when ambiguous.
+fn unique_string<'a>(raw: &'a str, key: &str) -> Option<Option<&'a str>> {
+    let mut hits = memchr::memmem::find_iter(raw.as_bytes(), key.as_bytes());
+    let Some(first) = hits.next() else {
+        return Some(None);
+    };
+    if hits.next().is_some() {
+        return None;
+    }
+    let rest = raw[first + key.len()..].trim_start();
+    let rest = rest.strip_prefix(':')?.trim_start();
+    let rest = rest.strip_prefix('"')?;
+    let end = rest.find(['"', '\\'])?;
+    if rest.as_bytes()[end] != b'"' {
+        return None;
+    }
+    Some(Some(&rest[..end]))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn pf(queries: &[&str]) -> Prefilter {
+        let asts: Vec<Ast> = queries
+            .iter()
+            .map(|q| crate::kql::parse(q).unwrap())
+            .collect();
+        Prefilter::new(&asts.iter().collect::<Vec<_>>())
+    }
+
+    fn rec(source: &str, name: &str) -> String {
+        format!(
+            r#"{{"eventVersion":"1.08","eventTime":"2026-10-01T00:00:00Z","eventSource":"{source}","eventName":"{name}","requestParameters":{{"x":1}}}}"#
+        )
+    }
+
+    #[test]
+    fn requirements_follow_and_or_and_stop_at_not_and_wildcards() {
+        let r = |q: &str| Requirement::of(&crate::kql::parse(q).unwrap());
+        let set = |v: &[&str]| Some(v.iter().map(|s| s.to_string()).collect::<HashSet<_>>());
+        assert_eq!(
+            r("event.dataset:aws.cloudtrail and event.action:(A or B) and event.outcome:success")
+                .actions,
+            set(&["A", "B"])
+        );
+        assert_eq!(
+            r("event.action:A and event.provider:iam.amazonaws.com or event.action:B").actions,
+            set(&["A", "B"])
+        );
+        assert_eq!(
+            r("event.action:A and event.provider:iam.amazonaws.com or event.action:B").providers,
+            None,
+            "the second branch has no provider requirement"
+        );
+        assert_eq!(r("not event.action:A").actions, None);
+        assert_eq!(r("event.action:Put*").actions, None);
+        assert_eq!(r("event.action:\"A\" and event.action:B").actions, set(&[]));
+    }
+
+    #[test]
+    fn skips_only_records_no_rule_admits() {
+        let p = pf(&[
+            "event.provider:s3.amazonaws.com and event.action:(PutBucketPolicy or DeleteBucket)",
+            "event.action:StopLogging",
+        ]);
+        assert!(!p.skip(&rec("s3.amazonaws.com", "PutBucketPolicy")));
+        assert!(!p.skip(&rec("cloudtrail.amazonaws.com", "StopLogging")));
+        assert!(p.skip(&rec("s3.amazonaws.com", "GetObject")));
+        assert!(p.skip(&rec("ec2.amazonaws.com", "PutBucketPolicy")));
+        // ambiguous or unusual text keeps the record
+        let twice = rec("s3.amazonaws.com", "GetObject")
+            .replace("\"x\":1", "\"eventName\":\"StopLogging\"");
+        assert!(!p.skip(&twice));
+        assert!(!p.skip(&rec("s3.amazonaws.com", "Get\\u004fbject")));
+        let ecs = r#"{"@timestamp":"2026-10-01T00:00:00Z","eventName":"GetObject"}"#;
+        assert!(!p.skip(ecs));
+        assert!(!p.skip(r#"{"eventTime":"2026-10-01T00:00:00Z"}"#));
+        // a rule without a requirement keeps everything
+        assert!(!pf(&["event.action:A", "user.name:root"]).skip(&rec("s3.amazonaws.com", "B")));
+    }
+}
