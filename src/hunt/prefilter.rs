@@ -7,6 +7,12 @@
 //! unambiguously from the text and no rule's condition admits them; anything unusual (a key that
 //! occurs twice, an escaped value, an already-ECS document) keeps the record, so no alert is
 //! ever missed.
+//!
+//! Rules without such a condition may still require literal text in a keyword field the
+//! normaliser copies verbatim from the record (`user_agent.original: *S3 Browser*` needs
+//! `S3 Browser` in `userAgent`, so in the record's text); those conditions are checked as
+//! substrings of the raw text, and only on records without any backslash (an escape could hide
+//! the literal).
 
 use std::collections::HashSet;
 
@@ -15,11 +21,22 @@ use crate::kql::Ast;
 /// The literal values a query requires of one field; `None` = no requirement found.
 type Allowed = Option<HashSet<String>>;
 
-/// What one rule requires of `event.action` and `event.provider`.
+/// Keyword fields the normaliser copies verbatim from a raw record's value.
+const VERBATIM: &[&str] = &[
+    "user_agent.original",
+    "aws.cloudtrail.user_identity.access_key_id",
+    "source.address",
+];
+
+/// Alternatives, each a list of substrings that must all occur; `None` = no requirement.
+type Texts = Option<Vec<Vec<String>>>;
+
+/// What one rule requires of `event.action` and `event.provider`, and of the record's text.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Requirement {
     pub actions: Allowed,
     pub providers: Allowed,
+    pub texts: Texts,
 }
 
 impl Requirement {
@@ -28,16 +45,58 @@ impl Requirement {
         Requirement {
             actions: allowed(query, "event.action"),
             providers: allowed(query, "event.provider"),
+            texts: texts(query),
         }
     }
 
-    /// True when a record with these raw values may match (`None` = unknown value).
-    fn admits(&self, action: Option<&str>, provider: Option<&str>) -> bool {
+    /// True when nothing is required.
+    fn is_open(&self) -> bool {
+        self.actions.is_none() && self.providers.is_none() && self.texts.is_none()
+    }
+
+    /// True when a record with these raw values and text may match (`None` = unknown value;
+    /// `raw` is `None` when the text cannot be searched).
+    fn admits(&self, action: Option<&str>, provider: Option<&str>, raw: Option<&str>) -> bool {
         let ok = |allowed: &Allowed, v: Option<&str>| match (allowed, v) {
             (None, _) | (_, None) => true,
             (Some(set), Some(v)) => set.contains(v),
         };
-        ok(&self.actions, action) && ok(&self.providers, provider)
+        let text_ok = match (&self.texts, raw) {
+            (None, _) | (_, None) => true,
+            (Some(alternatives), Some(raw)) => alternatives
+                .iter()
+                .any(|parts| parts.iter().all(|p| raw.contains(p.as_str()))),
+        };
+        ok(&self.actions, action) && ok(&self.providers, provider) && text_ok
+    }
+}
+
+/// Literal text that every document matching `ast` has in a verbatim-copied field.
+fn texts(ast: &Ast) -> Texts {
+    match ast {
+        Ast::Is {
+            field: Some(f),
+            value,
+        } if !f.wildcard && VERBATIM.contains(&f.name.as_str()) => {
+            let parts: Vec<String> = value
+                .parts
+                .iter()
+                .filter_map(|p| match p {
+                    crate::kql::Part::Text(t) if !t.is_empty() => Some(t.clone()),
+                    _ => None,
+                })
+                .collect();
+            (!parts.is_empty()).then(|| vec![parts])
+        }
+        Ast::And(items) => items.iter().find_map(texts),
+        Ast::Or(items) => {
+            let mut out = Vec::new();
+            for a in items {
+                out.extend(texts(a)?);
+            }
+            Some(out)
+        }
+        _ => None,
     }
 }
 
@@ -75,9 +134,7 @@ impl Prefilter {
     /// A prefilter for these rules' queries.
     pub fn new(queries: &[&Ast]) -> Prefilter {
         let rules: Vec<Requirement> = queries.iter().map(|q| Requirement::of(q)).collect();
-        let open = rules
-            .iter()
-            .any(|r| r.actions.is_none() && r.providers.is_none());
+        let open = rules.iter().any(Requirement::is_open);
         Prefilter { rules, open }
     }
 
@@ -94,10 +151,11 @@ impl Prefilter {
         }
         let action = unique_string(raw, "\"eventName\"")?;
         let provider = unique_string(raw, "\"eventSource\"")?;
+        let searchable = (!raw.contains('\\')).then_some(raw);
         Some(
             self.rules
                 .iter()
-                .map(|r| r.admits(action, provider))
+                .map(|r| r.admits(action, provider, searchable))
                 .collect(),
         )
     }
@@ -194,5 +252,29 @@ mod tests {
         assert!(!p.skip(r#"{"eventTime":"2026-10-01T00:00:00Z"}"#));
         // a rule without a requirement keeps everything
         assert!(!pf(&["event.action:A", "user.name:root"]).skip(&rec("s3.amazonaws.com", "B")));
+    }
+
+    #[test]
+    fn verbatim_fields_require_their_literal_text() {
+        let p = pf(&[
+            "event.action:StopLogging",
+            "event.outcome:success and user_agent.original:(*S3 Browser* or *Cyber*duck*)",
+        ]);
+        let with_agent = |agent: &str| {
+            rec("s3.amazonaws.com", "GetObject").replace(
+                "\"requestParameters\"",
+                &format!("\"userAgent\":\"{agent}\",\"requestParameters\""),
+            )
+        };
+        assert!(p.skip(&with_agent("aws-cli/2.0")));
+        assert!(!p.skip(&with_agent("S3 Browser 10.1")));
+        assert!(!p.skip(&with_agent("Cyber-duck/8")));
+        assert!(p.skip(&with_agent("Cyber/8")));
+        // an escape anywhere may hide the literal
+        assert!(!p.skip(&with_agent("S3\\u0020Browser")));
+        assert_eq!(
+            Requirement::of(&crate::kql::parse("event.outcome:success").unwrap()),
+            Requirement::default()
+        );
     }
 }
