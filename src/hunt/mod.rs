@@ -207,7 +207,7 @@ pub fn hunt(
         for f in bucket {
             let mut on_doc = |d: Document| {
                 summary.records += 1;
-                if !process(&d, &set, &mut states, catalog, &mut scratch) {
+                if !process(&d, &set, &prefilter, &mut states, catalog, &mut scratch) {
                     summary.rejected += 1;
                 }
             };
@@ -315,6 +315,7 @@ fn path_day(path: &Path) -> Option<NaiveDate> {
 fn process(
     d: &Document,
     set: &MatcherSet,
+    prefilter: &Prefilter,
     states: &mut [RuleRun],
     catalog: &FieldCatalog,
     scratch: &mut Vec<u8>,
@@ -340,10 +341,29 @@ fn process(
     if is_alert(&value) {
         return true;
     }
+    // Only the rules whose event.action/event.provider requirement admits the document (with
+    // a dotted top-level key, which the matcher also reads, every rule).
+    let mut rules = Vec::new();
+    let dotted = value
+        .as_object()
+        .is_none_or(|m| m.keys().any(|k| k.contains('.')));
+    if dotted {
+        rules.extend(0..states.len());
+    } else {
+        let event = value.get("event");
+        let field = |f: &str| event.and_then(|e| e.get(f)).and_then(Value::as_str);
+        prefilter.rules_for(field("action"), field("provider"), &mut rules);
+    }
+    if rules.is_empty() {
+        return true;
+    }
     let prepared = set.prepare(&value);
     let mut id: Option<Arc<str>> = None;
     let mut text: Option<Arc<str>> = None;
-    for s in states.iter_mut() {
+    for &i in &rules {
+        let Some(s) = states.get_mut(i) else {
+            continue;
+        };
         if !set.matches(s.slot, &prepared) {
             continue;
         }

@@ -14,7 +14,7 @@
 //! substrings of the raw text, and only on records without any backslash (an escape could hide
 //! the literal).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use crate::kql::Ast;
 
@@ -122,50 +122,91 @@ fn allowed(ast: &Ast, field: &str) -> Allowed {
     }
 }
 
-/// Decides for raw records whether any rule may match them.
+/// Decides for raw records whether any rule may match them, and for documents which rules.
 #[derive(Debug, Clone, Default)]
 pub struct Prefilter {
     rules: Vec<Requirement>,
     /// True when some rule has no requirement at all (then nothing is skipped).
     open: bool,
+    /// Rules by an `event.action` value they admit.
+    by_action: HashMap<String, Vec<usize>>,
+    /// Rules without an `event.action` requirement.
+    any_action: Vec<usize>,
 }
 
 impl Prefilter {
-    /// A prefilter for these rules' queries.
+    /// A prefilter for these rules' queries (rule `i` is `queries[i]`).
     pub fn new(queries: &[&Ast]) -> Prefilter {
         let rules: Vec<Requirement> = queries.iter().map(|q| Requirement::of(q)).collect();
         let open = rules.iter().any(Requirement::is_open);
-        Prefilter { rules, open }
+        let mut by_action: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut any_action = Vec::new();
+        for (i, r) in rules.iter().enumerate() {
+            match &r.actions {
+                Some(set) => {
+                    for a in set {
+                        by_action.entry(a.clone()).or_default().push(i);
+                    }
+                }
+                None => any_action.push(i),
+            }
+        }
+        Prefilter {
+            rules,
+            open,
+            by_action,
+            any_action,
+        }
     }
 
-    /// True when nothing can be skipped (a rule without an action/provider requirement).
+    /// True when nothing can be skipped (a rule without any requirement).
     pub fn is_open(&self) -> bool {
         self.open
     }
 
-    /// Which rules may match the record (`None` = all of them, the record could not be read).
-    pub fn possible(&self, raw: &str) -> Option<Vec<bool>> {
-        if raw.contains("\"@timestamp\"") {
-            // Possibly an already-ECS document, passed through without normalisation.
-            return None;
-        }
-        let action = unique_string(raw, "\"eventName\"")?;
-        let provider = unique_string(raw, "\"eventSource\"")?;
-        let searchable = (!raw.contains('\\')).then_some(raw);
-        Some(
-            self.rules
-                .iter()
-                .map(|r| r.admits(action, provider, searchable))
-                .collect(),
-        )
-    }
-
     /// True when the raw record can match no rule (skip it).
     pub fn skip(&self, raw: &str) -> bool {
-        if self.open {
+        if self.open || raw.contains("\"@timestamp\"") {
+            // `@timestamp`: possibly an already-ECS document, passed through unnormalised.
             return false;
         }
-        self.possible(raw).is_some_and(|p| !p.contains(&true))
+        let (Some(action), Some(provider)) = (
+            unique_string(raw, "\"eventName\""),
+            unique_string(raw, "\"eventSource\""),
+        ) else {
+            return false;
+        };
+        let searchable = (!raw.contains('\\')).then_some(raw);
+        !self.admitted(action, provider, searchable).any(|_| true)
+    }
+
+    /// The rules a normalised document may match, ascending, into `out` (`action`/`provider`
+    /// = its `event.action`/`event.provider`, `None` when not a single string).
+    pub fn rules_for(&self, action: Option<&str>, provider: Option<&str>, out: &mut Vec<usize>) {
+        out.clear();
+        out.extend(self.admitted(action, provider, None));
+        out.sort_unstable();
+        out.dedup();
+    }
+
+    fn admitted<'s>(
+        &'s self,
+        action: Option<&'s str>,
+        provider: Option<&'s str>,
+        raw: Option<&'s str>,
+    ) -> Box<dyn Iterator<Item = usize> + 's> {
+        match action {
+            None => Box::new(
+                (0..self.rules.len()).filter(move |&i| self.rules[i].admits(None, provider, raw)),
+            ),
+            Some(a) => Box::new(
+                self.any_action
+                    .iter()
+                    .chain(self.by_action.get(a).into_iter().flatten())
+                    .copied()
+                    .filter(move |&i| self.rules[i].admits(None, provider, raw)),
+            ),
+        }
     }
 }
 
@@ -247,6 +288,19 @@ mod tests {
             .replace("\"x\":1", "\"eventName\":\"StopLogging\"");
         assert!(!p.skip(&twice));
         assert!(!p.skip(&rec("s3.amazonaws.com", "Get\\u004fbject")));
+        let mut rules = Vec::new();
+        p.rules_for(Some("StopLogging"), Some("s3.amazonaws.com"), &mut rules);
+        assert_eq!(rules, vec![1]);
+        p.rules_for(Some("DeleteBucket"), Some("s3.amazonaws.com"), &mut rules);
+        assert_eq!(rules, vec![0]);
+        p.rules_for(Some("DeleteBucket"), Some("ec2.amazonaws.com"), &mut rules);
+        assert!(rules.is_empty());
+        p.rules_for(None, Some("ec2.amazonaws.com"), &mut rules);
+        assert_eq!(
+            rules,
+            vec![1],
+            "an unknown action admits every rule that admits the provider"
+        );
         let ecs = r#"{"@timestamp":"2026-10-01T00:00:00Z","eventName":"GetObject"}"#;
         assert!(!p.skip(ecs));
         assert!(!p.skip(r#"{"eventTime":"2026-10-01T00:00:00Z"}"#));
