@@ -16,11 +16,12 @@
 //! exist (an earlier overlapping window) neither created again nor counted against
 //! `max_signals`. Alert ids, execution uuids and alert timestamps are those of the replay.
 //!
-//! Order and memory: files are read in time buckets (the `YYYY/MM/DD` folders of the S3 delivery
-//! layout, oldest first); after each bucket, the windows that end before the next bucket's
-//! start minus `lateness` run and their state is dropped, so memory holds one bucket of hits and
-//! the rules' history, not the data. A hit that arrives for a window already run is counted as
-//! late (reported, never silent). Files outside that layout are read as one bucket.
+//! Order and memory: files are read in time buckets, oldest first (the hour of the delivery time
+//! in a CloudTrail file's name, else the `YYYY/MM/DD` folder of the S3 layout); after each
+//! bucket, the windows that end before the next bucket's start minus `lateness` run and their
+//! state is dropped, so memory holds about one bucket of hits and the rules' history, not the
+//! data. A hit that arrives for a window already run is counted as late (reported, never
+//! silent). Files outside both layouts are read as one bucket.
 
 mod first_seen;
 pub mod prefilter;
@@ -29,7 +30,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use chrono::{DateTime, Duration, NaiveDate, Utc};
+use chrono::{DateTime, Duration, NaiveDate, Timelike, Utc};
 use serde_json::Value;
 
 use crate::alerts::{alert_id, build_alert, is_alert, AlertContext};
@@ -259,41 +260,55 @@ fn compile(rule: &ExecRule, catalog: &FieldCatalog) -> Result<Matcher, String> {
     Ok(m)
 }
 
-/// Files grouped into time buckets, oldest first, each with its end (`None`: one bucket of
-/// everything, when some file is outside the `YYYY/MM/DD` layout).
+/// A bucket's time range `[start, end)`.
+type Span = (DateTime<Utc>, DateTime<Utc>);
+
+/// Files grouped into time buckets, oldest first, each with its end (`None`: the last bucket,
+/// which runs everything left). The bucket of a delivery file is the hour of its delivery time
+/// (`..._20261001T0005Z_....json.gz`), else its `YYYY/MM/DD` folder's day; when some file has
+/// neither, everything is one bucket.
 fn buckets(files: Vec<PathBuf>) -> Vec<(Option<DateTime<Utc>>, Vec<PathBuf>)> {
-    let dated: Option<Vec<(NaiveDate, PathBuf)>> = files
-        .iter()
-        .map(|f| path_day(f).map(|d| (d, f.clone())))
-        .collect();
-    let Some(mut dated) = dated else {
+    let keyed = |key: fn(&Path) -> Option<Span>| {
+        files
+            .iter()
+            .map(|f| key(f).map(|(start, end)| (start, end, f.clone())))
+            .collect::<Option<Vec<_>>>()
+    };
+    let Some(mut keyed) = keyed(file_hour).or_else(|| keyed(path_day)) else {
         return vec![(None, files)];
     };
-    dated.sort();
+    keyed.sort();
     let mut out: Vec<(Option<DateTime<Utc>>, Vec<PathBuf>)> = Vec::new();
-    let mut current: Option<NaiveDate> = None;
-    for (day, f) in dated {
-        if current != Some(day) {
-            current = Some(day);
-            let end = day
-                .succ_opt()
-                .and_then(|d| d.and_hms_opt(0, 0, 0))
-                .map(|d| d.and_utc());
-            out.push((end, Vec::new()));
+    let mut current = None;
+    for (start, end, f) in keyed {
+        if current != Some(start) {
+            current = Some(start);
+            out.push((Some(end), Vec::new()));
         }
         if let Some(last) = out.last_mut() {
             last.1.push(f);
         }
     }
-    // The last bucket runs everything left.
     if let Some(last) = out.last_mut() {
         last.0 = None;
     }
     out
 }
 
+/// The hour of a delivery file's time in its name (`<account>_CloudTrail_<region>_<time>_...`).
+fn file_hour(path: &Path) -> Option<Span> {
+    let name = path.file_name()?.to_str()?;
+    let t = name.split('_').find_map(|part| {
+        (part.len() == 14 && part.as_bytes()[8] == b'T' && part.ends_with('Z'))
+            .then(|| chrono::NaiveDateTime::parse_from_str(&part[..13], "%Y%m%dT%H%M").ok())
+            .flatten()
+    })?;
+    let start = t.date().and_hms_opt(t.time().hour(), 0, 0)?.and_utc();
+    Some((start, start + Duration::hours(1)))
+}
+
 /// The day of a delivery file from its `.../YYYY/MM/DD/file` path.
-fn path_day(path: &Path) -> Option<NaiveDate> {
+fn path_day(path: &Path) -> Option<Span> {
     let parts: Vec<&str> = path
         .parent()?
         .components()
@@ -307,7 +322,9 @@ fn path_day(path: &Path) -> Option<NaiveDate> {
     if y.len() != 4 || m.len() != 2 || d.len() != 2 {
         return None;
     }
-    NaiveDate::from_ymd_opt(y.parse().ok()?, m.parse().ok()?, d.parse().ok()?)
+    let day = NaiveDate::from_ymd_opt(y.parse().ok()?, m.parse().ok()?, d.parse().ok()?)?;
+    let start = day.and_hms_opt(0, 0, 0)?.and_utc();
+    Some((start, start + Duration::days(1)))
 }
 
 /// Matches one document against every rule and records the hits; false when the document
@@ -761,25 +778,37 @@ mod tests {
     use super::*;
 
     #[test]
-    fn delivery_paths_give_their_day_and_buckets_are_oldest_first() {
+    fn delivery_files_are_bucketed_by_hour_or_day_oldest_first() {
         let p = |s: &str| PathBuf::from(s);
+        let at = |s: &str| crate::time::parse_absolute(s).unwrap();
         assert_eq!(
-            path_day(&p("x/AWSLogs/1/CloudTrail/us-east-1/2026/10/02/a.json.gz")),
-            NaiveDate::from_ymd_opt(2026, 10, 2)
+            path_day(&p("x/AWSLogs/1/CloudTrail/us-east-1/2026/10/02/a.json.gz")).map(|d| d.0),
+            Some(at("2026-10-02T00:00:00Z"))
         );
         assert_eq!(path_day(&p("x/records.ndjson")), None);
+        assert_eq!(
+            file_hour(&p(
+                "2026/10/02/1_CloudTrail_us-east-1_20261002T0155Z_abc.json.gz"
+            )),
+            Some((at("2026-10-02T01:00:00Z"), at("2026-10-02T02:00:00Z")))
+        );
         let b = buckets(vec![
             p("a/1/2026/10/02/f1.json.gz"),
             p("a/2/2026/10/01/f2.json.gz"),
             p("a/1/2026/10/01/f3.json.gz"),
         ]);
         assert_eq!(b.len(), 2);
-        assert_eq!(
-            b[0].0,
-            Some(crate::time::parse_absolute("2026-10-02T00:00:00Z").unwrap())
-        );
+        assert_eq!(b[0].0, Some(at("2026-10-02T00:00:00Z")));
         assert_eq!(b[0].1.len(), 2);
         assert_eq!(b[1].0, None, "the last bucket runs everything left");
+        let h = buckets(vec![
+            p("a/2026/10/02/1_CloudTrail_r_20261002T0155Z_x.json.gz"),
+            p("b/2026/10/02/2_CloudTrail_r_20261002T0105Z_y.json.gz"),
+            p("b/2026/10/02/2_CloudTrail_r_20261002T0005Z_z.json.gz"),
+        ]);
+        assert_eq!(h.len(), 2);
+        assert_eq!(h[0].0, Some(at("2026-10-02T01:00:00Z")));
+        assert_eq!(h[1].1.len(), 2);
         let one = buckets(vec![p("a/2026/10/02/f1.json.gz"), p("b/x.ndjson")]);
         assert_eq!(one.len(), 1);
         assert_eq!(one[0].0, None);
