@@ -188,6 +188,9 @@ pub fn hunt(
     }
     let queries: Vec<&crate::kql::Ast> = states.iter().map(|s| &s.rule.exec.query).collect();
     let prefilter = Prefilter::new(&queries);
+    for i in prefilter.open_rules() {
+        tracing::warn!(rule = %states[i].rule.exec.rule_id, name = %states[i].rule.exec.name, "no literal requirement derived from this rule's query: every record is parsed");
+    }
     let skip = |raw: &str| prefilter.skip(raw);
     let skip_fn: Option<&dyn Fn(&str) -> bool> = if options.prefilter && !prefilter.is_open() {
         Some(&skip)

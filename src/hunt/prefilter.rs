@@ -24,8 +24,12 @@ type Allowed = Option<HashSet<String>>;
 /// Keyword fields the normaliser copies verbatim from a raw record's value.
 const VERBATIM: &[&str] = &[
     "user_agent.original",
-    "aws.cloudtrail.user_identity.access_key_id",
+    "user.name",
     "source.address",
+    "aws.cloudtrail.user_identity.type",
+    "aws.cloudtrail.user_identity.arn",
+    "aws.cloudtrail.user_identity.access_key_id",
+    "aws.cloudtrail.user_identity.session_context.session_issuer.arn",
 ];
 
 /// Alternatives, each a list of substrings that must all occur; `None` = no requirement.
@@ -88,7 +92,15 @@ fn texts(ast: &Ast) -> Texts {
                 .collect();
             (!parts.is_empty()).then(|| vec![parts])
         }
-        Ast::And(items) => items.iter().find_map(texts),
+        // Any conjunct's requirement is necessary; keep the most selective (longest shortest
+        // literal).
+        Ast::And(items) => items.iter().filter_map(texts).max_by_key(|alternatives| {
+            alternatives
+                .iter()
+                .flat_map(|parts| parts.iter().map(String::len).max())
+                .min()
+                .unwrap_or(0)
+        }),
         Ast::Or(items) => {
             let mut out = Vec::new();
             for a in items {
@@ -162,6 +174,13 @@ impl Prefilter {
     /// True when nothing can be skipped (a rule without any requirement).
     pub fn is_open(&self) -> bool {
         self.open
+    }
+
+    /// The rules without any requirement (each keeps every record).
+    pub fn open_rules(&self) -> Vec<usize> {
+        (0..self.rules.len())
+            .filter(|&i| self.rules[i].is_open())
+            .collect()
     }
 
     /// True when the raw record can match no rule (skip it).
@@ -305,7 +324,10 @@ mod tests {
         assert!(!p.skip(ecs));
         assert!(!p.skip(r#"{"eventTime":"2026-10-01T00:00:00Z"}"#));
         // a rule without a requirement keeps everything
-        assert!(!pf(&["event.action:A", "user.name:root"]).skip(&rec("s3.amazonaws.com", "B")));
+        assert!(
+            !pf(&["event.action:A", "event.outcome:success"]).skip(&rec("s3.amazonaws.com", "B"))
+        );
+        assert!(pf(&["event.action:A", "user.name:root"]).skip(&rec("s3.amazonaws.com", "B")));
     }
 
     #[test]
@@ -330,5 +352,12 @@ mod tests {
             Requirement::of(&crate::kql::parse("event.outcome:success").unwrap()),
             Requirement::default()
         );
+        let t = Requirement::of(
+            &crate::kql::parse(
+                "aws.cloudtrail.user_identity.type:IAMUser and user.name:BedrockAPIKey-*",
+            )
+            .unwrap(),
+        );
+        assert_eq!(t.texts, Some(vec![vec!["BedrockAPIKey-".to_string()]]));
     }
 }
