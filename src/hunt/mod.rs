@@ -187,7 +187,20 @@ pub fn hunt(
         states.push(RuleRun::new(r, slot, options));
     }
     let queries: Vec<&crate::kql::Ast> = states.iter().map(|s| &s.rule.exec.query).collect();
-    let prefilter = Prefilter::new(&queries);
+    // Fields the normaliser never produces without a GeoIP database of their kind.
+    let kinds = normalize
+        .geoip
+        .as_ref()
+        .map(|g| g.kinds())
+        .unwrap_or_default();
+    let mut unavailable = Vec::new();
+    if !kinds.contains(&crate::ecs::geoip::GeoIpKind::Geo) {
+        unavailable.push("source.geo.");
+    }
+    if !kinds.contains(&crate::ecs::geoip::GeoIpKind::Asn) {
+        unavailable.push("source.as.");
+    }
+    let prefilter = Prefilter::with_unavailable(&queries, &unavailable);
     for i in prefilter.open_rules() {
         tracing::warn!(rule = %states[i].rule.exec.rule_id, name = %states[i].rule.exec.name, "no literal requirement derived from this rule's query: every record is parsed");
     }

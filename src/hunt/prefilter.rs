@@ -12,7 +12,10 @@
 //! normaliser copies verbatim from the record (`user_agent.original: *S3 Browser*` needs
 //! `S3 Browser` in `userAgent`, so in the record's text); those conditions are checked as
 //! substrings of the raw text, and only on records without any backslash (an escape could hide
-//! the literal).
+//! the literal). A leaf of `aws.cloudtrail.flattened.*` is a raw key (its last path segment is
+//! in the text) holding the raw value (a literal with a character no number rendering has is in
+//! the text too). A rule that requires a field the normaliser never produces (`source.geo.*` /
+//! `source.as.*` without a GeoIP database of that kind) admits no raw record at all.
 
 use std::collections::{HashMap, HashSet};
 
@@ -32,6 +35,9 @@ const VERBATIM: &[&str] = &[
     "aws.cloudtrail.user_identity.session_context.session_issuer.arn",
 ];
 
+/// Prefix of the flattened copies of the record's objects.
+const FLATTENED: &str = "aws.cloudtrail.flattened.";
+
 /// Alternatives, each a list of substrings that must all occur; `None` = no requirement.
 type Texts = Option<Vec<Vec<String>>>;
 
@@ -41,26 +47,38 @@ pub struct Requirement {
     pub actions: Allowed,
     pub providers: Allowed,
     pub texts: Texts,
+    /// The query needs a field the normaliser never produces: no raw record matches.
+    pub never: bool,
 }
 
 impl Requirement {
     /// The requirement a KQL query implies (the rule's filters can only narrow it further).
     pub fn of(query: &Ast) -> Requirement {
+        Requirement::with_unavailable(query, &[])
+    }
+
+    /// The requirement, knowing that fields under the `unavailable` prefixes never exist in a
+    /// normalised record (e.g. `source.as.` without an ASN database).
+    pub fn with_unavailable(query: &Ast, unavailable: &[&str]) -> Requirement {
         Requirement {
             actions: allowed(query, "event.action"),
             providers: allowed(query, "event.provider"),
             texts: texts(query),
+            never: needs_unavailable(query, unavailable),
         }
     }
 
     /// True when nothing is required.
     fn is_open(&self) -> bool {
-        self.actions.is_none() && self.providers.is_none() && self.texts.is_none()
+        !self.never && self.actions.is_none() && self.providers.is_none() && self.texts.is_none()
     }
 
     /// True when a record with these raw values and text may match (`None` = unknown value;
     /// `raw` is `None` when the text cannot be searched).
     fn admits(&self, action: Option<&str>, provider: Option<&str>, raw: Option<&str>) -> bool {
+        if self.never {
+            return false;
+        }
         let ok = |allowed: &Allowed, v: Option<&str>| match (allowed, v) {
             (None, _) | (_, None) => true,
             (Some(set), Some(v)) => set.contains(v),
@@ -75,6 +93,38 @@ impl Requirement {
     }
 }
 
+/// True when every document matching `ast` has a field under one of the `prefixes`.
+fn needs_unavailable(ast: &Ast, prefixes: &[&str]) -> bool {
+    let under =
+        |f: &crate::kql::Field| !f.wildcard && prefixes.iter().any(|p| f.name.starts_with(p));
+    match ast {
+        Ast::Is { field: Some(f), .. } | Ast::Exists { field: f } | Ast::Range { field: f, .. } => {
+            under(f)
+        }
+        Ast::And(items) => items.iter().any(|a| needs_unavailable(a, prefixes)),
+        Ast::Or(items) => items.iter().all(|a| needs_unavailable(a, prefixes)),
+        _ => false,
+    }
+}
+
+/// Literal text parts of a value.
+fn literal_parts(value: &crate::kql::Value) -> Vec<String> {
+    value
+        .parts
+        .iter()
+        .filter_map(|p| match p {
+            crate::kql::Part::Text(t) if !t.is_empty() => Some(t.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// True when no rendering of a JSON number contains `s`.
+fn not_numeric(s: &str) -> bool {
+    s.chars()
+        .any(|c| !(c.is_ascii_digit() || matches!(c, '.' | 'e' | 'E' | '+' | '-')))
+}
+
 /// Literal text that every document matching `ast` has in a verbatim-copied field.
 fn texts(ast: &Ast) -> Texts {
     match ast {
@@ -82,15 +132,24 @@ fn texts(ast: &Ast) -> Texts {
             field: Some(f),
             value,
         } if !f.wildcard && VERBATIM.contains(&f.name.as_str()) => {
-            let parts: Vec<String> = value
-                .parts
-                .iter()
-                .filter_map(|p| match p {
-                    crate::kql::Part::Text(t) if !t.is_empty() => Some(t.clone()),
-                    _ => None,
-                })
-                .collect();
+            let parts = literal_parts(value);
             (!parts.is_empty()).then(|| vec![parts])
+        }
+        Ast::Is {
+            field: Some(f),
+            value,
+        } if !f.wildcard && f.name.starts_with(FLATTENED) => {
+            let key = f.name.rsplit('.').next().unwrap_or_default().to_string();
+            let mut parts: Vec<String> = literal_parts(value)
+                .into_iter()
+                .filter(|p| not_numeric(p))
+                .collect();
+            parts.push(key);
+            Some(vec![parts])
+        }
+        Ast::Exists { field: f } if !f.wildcard && f.name.starts_with(FLATTENED) => {
+            let key = f.name.rsplit('.').next().unwrap_or_default().to_string();
+            Some(vec![vec![key]])
         }
         // Any conjunct's requirement is necessary; keep the most selective (longest shortest
         // literal).
@@ -149,7 +208,16 @@ pub struct Prefilter {
 impl Prefilter {
     /// A prefilter for these rules' queries (rule `i` is `queries[i]`).
     pub fn new(queries: &[&Ast]) -> Prefilter {
-        let rules: Vec<Requirement> = queries.iter().map(|q| Requirement::of(q)).collect();
+        Prefilter::with_unavailable(queries, &[])
+    }
+
+    /// A prefilter knowing that fields under the `unavailable` prefixes never exist in a
+    /// normalised raw record.
+    pub fn with_unavailable(queries: &[&Ast], unavailable: &[&str]) -> Prefilter {
+        let rules: Vec<Requirement> = queries
+            .iter()
+            .map(|q| Requirement::with_unavailable(q, unavailable))
+            .collect();
         let open = rules.iter().any(Requirement::is_open);
         let mut by_action: HashMap<String, Vec<usize>> = HashMap::new();
         let mut any_action = Vec::new();
@@ -203,7 +271,24 @@ impl Prefilter {
     /// = its `event.action`/`event.provider`, `None` when not a single string).
     pub fn rules_for(&self, action: Option<&str>, provider: Option<&str>, out: &mut Vec<usize>) {
         out.clear();
-        out.extend(self.admitted(action, provider, None));
+        // Only the action and provider requirements: a document may be an already-ECS one,
+        // which the text and GeoIP conditions (raw records only) do not describe.
+        let provider_ok = |i: &usize| {
+            self.rules[*i]
+                .providers
+                .as_ref()
+                .is_none_or(|p| provider.is_none_or(|v| p.contains(v)))
+        };
+        match action {
+            Some(a) => out.extend(
+                self.any_action
+                    .iter()
+                    .chain(self.by_action.get(a).into_iter().flatten())
+                    .copied()
+                    .filter(provider_ok),
+            ),
+            None => out.extend((0..self.rules.len()).filter(provider_ok)),
+        }
         out.sort_unstable();
         out.dedup();
     }
@@ -352,6 +437,38 @@ mod tests {
             Requirement::of(&crate::kql::parse("event.outcome:success").unwrap()),
             Requirement::default()
         );
+        let flat = pf(&[
+            "event.action:GetObject and aws.cloudtrail.flattened.request_parameters.key:(*/.aws/credentials or *.pem)",
+            "event.action:AssumeRole and aws.cloudtrail.flattened.request_parameters.serialNumber:*",
+            "event.action:GetParameter and aws.cloudtrail.flattened.request_parameters.limit:100",
+        ]);
+        let with_params =
+            |name: &str, params: &str| rec("x.amazonaws.com", name).replace("{\"x\":1}", params);
+        assert!(flat.skip(&with_params("GetObject", r#"{"key":"data/report.csv"}"#)));
+        assert!(!flat.skip(&with_params(
+            "GetObject",
+            r#"{"key":"home/.aws/credentials"}"#
+        )));
+        assert!(!flat.skip(&with_params("GetObject", r#"{"key":"a.pem"}"#)));
+        assert!(flat.skip(&with_params("AssumeRole", r#"{"roleArn":"r"}"#)));
+        assert!(!flat.skip(&with_params("AssumeRole", r#"{"serialNumber":"mfa"}"#)));
+        // a number's text may differ from the literal: only the key is required
+        assert!(!flat.skip(&with_params("GetParameter", r#"{"limit":1e2}"#)));
+        // a field the normaliser never produces without a GeoIP database
+        let q = crate::kql::parse(
+            "event.action:(A or B) and source.as.organization.name:(* and not Amazon*)",
+        )
+        .unwrap();
+        let geo = Prefilter::with_unavailable(&[&q], &["source.as."]);
+        assert!(geo.skip(&rec("s3.amazonaws.com", "A")));
+        let mut rules = Vec::new();
+        geo.rules_for(Some("A"), None, &mut rules);
+        assert_eq!(
+            rules,
+            vec![0],
+            "documents (maybe already ECS) are still evaluated"
+        );
+        assert!(!Prefilter::new(&[&q]).skip(&rec("s3.amazonaws.com", "A")));
         let t = Requirement::of(
             &crate::kql::parse(
                 "aws.cloudtrail.user_identity.type:IAMUser and user.name:BedrockAPIKey-*",
