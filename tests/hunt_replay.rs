@@ -77,6 +77,42 @@ field = "history_window_start"
 value = "now-1d"
 "#;
 
+/// new_terms over a frequent user with a three-hour history: terms come back after every
+/// break, so the history boundary decides many alerts.
+const FREQUENT_SHORT_HISTORY: &str = r#"
+[metadata]
+creation_date = "2026/12/01"
+maturity = "production"
+updated_date = "2026/12/01"
+
+[rule]
+author = ["detectd tests"]
+description = "Users back to describing instances after three quiet hours."
+from = "now-9m"
+index = ["logs-aws.cloudtrail-*"]
+interval = "5m"
+language = "kuery"
+license = "Apache-2.0"
+max_signals = 100
+name = "Test Frequent Short History"
+risk_score = 21
+rule_id = "11111111-0000-4000-8000-000000000003"
+severity = "low"
+type = "new_terms"
+version = 1
+query = '''
+event.dataset: "aws.cloudtrail" and event.action: ("DescribeInstances" or "GetCallerIdentity")
+'''
+
+[rule.new_terms]
+field = "new_terms_fields"
+value = ["user.name"]
+
+[[rule.new_terms.history_window_start]]
+field = "history_window_start"
+value = "now-3h"
+"#;
+
 const CAPPED_ACTIONS: &[&str] = &["DescribeInstances", "GetCallerIdentity", "ListBuckets"];
 
 const SHORT_HISTORY_ACTIONS: &[&str] = &["ListUsers", "GetUser", "ListPolicies", "GetPolicy"];
@@ -243,6 +279,7 @@ fn hunt_gives_the_replay_alerts_for_query_and_new_terms_rules() {
         .collect();
     rules.push(("capped.toml".into(), CAPPED_QUERY.into()));
     rules.push(("short_history.toml".into(), SHORT_HISTORY.into()));
+    rules.push(("frequent.toml".into(), FREQUENT_SHORT_HISTORY.into()));
     let s = setup(&rules);
     // Three days: the first is history only.
     let (start, end) = ("2026-10-02T00:00:00Z", s.manifest.period.end.clone());
@@ -306,6 +343,11 @@ fn hunt_gives_the_replay_alerts_for_query_and_new_terms_rules() {
         back > 0,
         "no term came back after the history window ({} alerts)",
         short.len()
+    );
+    let frequent = by["11111111-0000-4000-8000-000000000003"].len();
+    assert!(
+        frequent > 20,
+        "{frequent} alerts of the frequent short-history rule"
     );
 }
 
