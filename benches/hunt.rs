@@ -1,10 +1,14 @@
 //! `detectd hunt` against the windowed replay it reproduces (`detectd run --start/--end` on the
 //! embedded backend, the baseline), same rules, same generated data, same period, same run.
 //!
-//! `DETECTD_SHARED_DATA=/work/shared/data cargo bench --bench hunt`. `DETECTD_BENCH_RECORDS`
-//! sets the size of the generated data set (default 219,000 records over 14 days ending on
-//! 2026-10-03, `DETECTD_BENCH_DAYS` days; cached under target/bench-data/); `DETECTD_BENCH_BASELINE=0` skips the replay (large data sets);
-//! `DETECTD_BENCH_START`/`DETECTD_BENCH_END` set the period (default the 2 days before the last).
+//! `DETECTD_SHARED_DATA=/work/shared/data cargo bench --bench hunt`. Environment:
+//! - `DETECTD_BENCH_RECORDS`: size of the generated data set (default 219,000 records), over
+//!   `DETECTD_BENCH_DAYS` days (default 14) ending on 2026-10-03, cached under
+//!   target/bench-data/;
+//! - `DETECTD_BENCH_BASELINE=0` skips the replay (large data sets);
+//! - `DETECTD_BENCH_NO_PREFILTER=0` skips the run without the prefilter;
+//! - `DETECTD_BENCH_START`/`DETECTD_BENCH_END`: the period (default 2026-10-01 to 2026-10-03).
+//!
 //! Each command runs as a child process under `/usr/bin/time`, which gives wall time, CPU
 //! (user + system) and peak RSS.
 
@@ -149,10 +153,11 @@ fn main() -> anyhow::Result<()> {
         replay_cpu = Some(m.cpu);
         replay_ids = Some(ids);
     }
-    for (name, extra) in [
-        ("`detectd hunt`", &[][..]),
-        ("`detectd hunt --no-prefilter`", &["--no-prefilter"][..]),
-    ] {
+    let mut variants = vec![("`detectd hunt`", &[][..])];
+    if std::env::var("DETECTD_BENCH_NO_PREFILTER").map_or(true, |v| v != "0") {
+        variants.push(("`detectd hunt --no-prefilter`", &["--no-prefilter"][..]));
+    }
+    for (name, extra) in variants {
         let out = tmp.path().join("hunt.ndjson");
         let out_s = out.to_str().unwrap_or_default();
         let mut args = vec![
