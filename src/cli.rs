@@ -48,6 +48,8 @@ pub enum Command {
     Status(StatusArgs),
     /// Bulk-load raw CloudTrail into Elasticsearch as ECS.
     Ingest(IngestArgs),
+    /// Every rule over CloudTrail files in one pass: the alerts a replay of the period gives.
+    Hunt(HuntArgs),
 }
 
 #[derive(Debug, Args)]
@@ -156,6 +158,35 @@ pub struct IngestArgs {
     pub index: String,
     /// MaxMind-format database (City/Country or ASN) for `source.geo.*` / `source.as.*`;
     /// repeatable. Default: `embedded.geoip_databases` from the config.
+    #[arg(long = "geoip", value_name = "MMDB")]
+    pub geoip: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct HuntArgs {
+    /// Raw CloudTrail files or folders.
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+    /// Rules folder (default: `rules_dir` from the config).
+    #[arg(long)]
+    pub rules: Option<PathBuf>,
+    /// Period start (RFC 3339 or date math); the rules run as a replay from here would run them.
+    #[arg(long)]
+    pub start: String,
+    /// Period end (exclusive).
+    #[arg(long)]
+    pub end: String,
+    /// Alerts file (NDJSON, replaced); default: standard output.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// How late a record may arrive in the next day's delivery files.
+    #[arg(long, default_value = "1h")]
+    pub lateness: String,
+    /// Normalise every record, even those no rule can match.
+    #[arg(long)]
+    pub no_prefilter: bool,
+    /// MaxMind-format database (City/Country or ASN); repeatable. Default:
+    /// `embedded.geoip_databases` from the config.
     #[arg(long = "geoip", value_name = "MMDB")]
     pub geoip: Vec<PathBuf>,
 }

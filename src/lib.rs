@@ -15,6 +15,7 @@ pub mod explain;
 pub mod fields;
 pub mod generate;
 pub mod http;
+pub mod hunt;
 pub mod kql;
 pub mod logging;
 pub mod matcher;

@@ -13,7 +13,7 @@ const LAYERS: &[&[&str]] = &[
     &["dsl", "matcher", "ecs", "generate"],
     &["rules", "alerts"],
     &["engine", "backend"],
-    &["scheduler", "explain"],
+    &["scheduler", "explain", "hunt"],
     &["service", "http", "metrics"],
     &["cli"],
     &["commands"],

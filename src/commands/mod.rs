@@ -6,6 +6,7 @@
 pub mod ecs;
 pub mod explain;
 pub mod generate;
+pub mod hunt;
 pub mod ingest;
 pub mod matches;
 pub mod run;
@@ -28,6 +29,7 @@ pub fn dispatch(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Run(a) => run::run(cli, a),
         Command::Status(a) => status::run(cli, a),
         Command::Ingest(a) => ingest::run(cli, a),
+        Command::Hunt(a) => hunt::run(cli, a),
     }
 }
 

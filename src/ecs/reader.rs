@@ -122,6 +122,18 @@ pub fn read_file(
     on_doc: &mut dyn FnMut(Document),
     on_error: &mut dyn FnMut(ReadError),
 ) {
+    read_file_filtered(path, opts, None, on_doc, on_error);
+}
+
+/// [`read_file`], skipping (before parsing) each record whose text `skip` accepts; returns the
+/// number of records skipped.
+pub fn read_file_filtered(
+    path: &Path,
+    opts: &NormalizeOptions,
+    skip: Option<&dyn Fn(&str) -> bool>,
+    on_doc: &mut dyn FnMut(Document),
+    on_error: &mut dyn FnMut(ReadError),
+) -> usize {
     let file_error = |reason: String| ReadError {
         file: path.to_path_buf(),
         record: None,
@@ -129,12 +141,18 @@ pub fn read_file(
     };
     let file = match File::open(path) {
         Ok(f) => f,
-        Err(e) => return on_error(file_error(format!("cannot open: {e}"))),
+        Err(e) => {
+            on_error(file_error(format!("cannot open: {e}")));
+            return 0;
+        }
     };
     let mut raw = BufReader::with_capacity(1 << 16, file);
     let gz = match raw.fill_buf() {
         Ok(b) => b.starts_with(&[0x1f, 0x8b]),
-        Err(e) => return on_error(file_error(format!("cannot read: {e}"))),
+        Err(e) => {
+            on_error(file_error(format!("cannot read: {e}")));
+            return 0;
+        }
     };
     let reader: Box<dyn BufRead> = if gz {
         Box::new(BufReader::with_capacity(
@@ -144,25 +162,37 @@ pub fn read_file(
     } else {
         Box::new(raw)
     };
-    read_stream(reader, path, opts, on_doc, on_error);
+    read_stream_filtered(reader, path, opts, skip, on_doc, on_error)
 }
 
 /// Reads from any buffered reader; `path` names it in documents and errors.
 pub fn read_stream(
-    mut reader: Box<dyn BufRead + '_>,
+    reader: Box<dyn BufRead + '_>,
     path: &Path,
     opts: &NormalizeOptions,
     on_doc: &mut dyn FnMut(Document),
     on_error: &mut dyn FnMut(ReadError),
 ) {
+    read_stream_filtered(reader, path, opts, None, on_doc, on_error);
+}
+
+fn read_stream_filtered(
+    mut reader: Box<dyn BufRead + '_>,
+    path: &Path,
+    opts: &NormalizeOptions,
+    skip: Option<&dyn Fn(&str) -> bool>,
+    on_doc: &mut dyn FnMut(Document),
+    on_error: &mut dyn FnMut(ReadError),
+) -> usize {
     let head = match reader.fill_buf() {
         Ok(b) => sniff(b),
         Err(e) => {
-            return on_error(ReadError {
+            on_error(ReadError {
                 file: path.to_path_buf(),
                 record: None,
                 reason: format!("cannot read: {e}"),
-            })
+            });
+            return 0;
         }
     };
     let mut ctx = RecordSink {
@@ -171,6 +201,8 @@ pub fn read_stream(
         on_doc,
         on_error,
         record: 0,
+        skip,
+        skipped: 0,
     };
     match head {
         Shape::Records | Shape::Array => {
@@ -204,6 +236,7 @@ pub fn read_stream(
         Shape::Lines => read_lines(reader, &mut ctx),
         Shape::Empty => {}
     }
+    ctx.skipped
 }
 
 #[derive(Debug, PartialEq, Eq, Clone, Copy)]
@@ -243,6 +276,9 @@ struct RecordSink<'a> {
     on_doc: &'a mut dyn FnMut(Document),
     on_error: &'a mut dyn FnMut(ReadError),
     record: usize,
+    /// Records whose text this accepts are skipped unparsed.
+    skip: Option<&'a dyn Fn(&str) -> bool>,
+    skipped: usize,
 }
 
 impl RecordSink<'_> {
@@ -257,6 +293,10 @@ impl RecordSink<'_> {
     /// One record's text.
     fn record(&mut self, raw: &str) {
         self.record += 1;
+        if self.skip.is_some_and(|skip| skip(raw)) {
+            self.skipped += 1;
+            return;
+        }
         let v: Json = match serde_json::from_str(raw) {
             Ok(v) => v,
             Err(e) => return self.error(format!("invalid json: {e}")),

@@ -215,39 +215,45 @@ impl EmbeddedBackend {
 
     /// Term tuples of one document for `fields` (cartesian product of exploded arrays).
     fn tuples(&self, doc: &Value, fields: &[String]) -> Vec<Vec<Value>> {
-        let mut tuples: Vec<Vec<Value>> = vec![Vec::new()];
-        let mut vals = Vec::new();
-        for f in fields {
-            vals.clear();
-            values_at(doc, f, &mut vals);
-            let ignore_above = self.catalog.get(f).and_then(|s| s.ignore_above);
-            let mut terms: Vec<Value> = Vec::new();
-            for v in &vals {
-                let t = term_value(v);
-                if let (Some(limit), Value::String(s)) = (ignore_above, &t) {
-                    if s.chars().count() > limit {
-                        continue;
-                    }
-                }
-                if !terms.contains(&t) {
-                    terms.push(t);
-                }
-            }
-            if terms.is_empty() {
-                return Vec::new();
-            }
-            let mut next = Vec::with_capacity(tuples.len() * terms.len());
-            for prefix in &tuples {
-                for t in &terms {
-                    let mut p = prefix.clone();
-                    p.push(t.clone());
-                    next.push(p);
-                }
-            }
-            tuples = next;
-        }
-        tuples
+        term_tuples(doc, fields, &self.catalog)
     }
+}
+
+/// Term tuples of one document for `fields` as a composite aggregation sees them (cartesian
+/// product of exploded arrays, values over `ignore_above` left out).
+pub fn term_tuples(doc: &Value, fields: &[String], catalog: &FieldCatalog) -> Vec<Vec<Value>> {
+    let mut tuples: Vec<Vec<Value>> = vec![Vec::new()];
+    let mut vals = Vec::new();
+    for f in fields {
+        vals.clear();
+        values_at(doc, f, &mut vals);
+        let ignore_above = catalog.get(f).and_then(|s| s.ignore_above);
+        let mut terms: Vec<Value> = Vec::new();
+        for v in &vals {
+            let t = term_value(v);
+            if let (Some(limit), Value::String(s)) = (ignore_above, &t) {
+                if s.chars().count() > limit {
+                    continue;
+                }
+            }
+            if !terms.contains(&t) {
+                terms.push(t);
+            }
+        }
+        if terms.is_empty() {
+            return Vec::new();
+        }
+        let mut next = Vec::with_capacity(tuples.len() * terms.len());
+        for prefix in &tuples {
+            for t in &terms {
+                let mut p = prefix.clone();
+                p.push(t.clone());
+                next.push(p);
+            }
+        }
+        tuples = next;
+    }
+    tuples
 }
 
 use crate::sync::lock;
@@ -258,7 +264,7 @@ fn match_key(query: &Ast, filters: &[Value]) -> String {
 }
 
 /// True when one of the rule's index patterns selects the embedded data stream.
-fn indices_match(patterns: &[String]) -> bool {
+pub fn indices_match(patterns: &[String]) -> bool {
     patterns.iter().any(|p| {
         p.split(',')
             .any(|p| !p.starts_with('-') && glob_match(p.trim(), EMBEDDED_INDEX))
@@ -295,7 +301,7 @@ fn term_value(v: &Value) -> Value {
 
 /// Orders term values as Elasticsearch orders composite keys (numbers numerically, strings
 /// by bytes).
-fn cmp_terms(a: &[Value], b: &[Value]) -> std::cmp::Ordering {
+pub fn cmp_terms(a: &[Value], b: &[Value]) -> std::cmp::Ordering {
     use std::cmp::Ordering;
     for (x, y) in a.iter().zip(b) {
         let o = match (x, y) {
