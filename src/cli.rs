@@ -58,6 +58,10 @@ pub struct ValidateArgs {
     pub paths: Vec<PathBuf>,
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub format: OutputFormat,
+    /// Also check the rules against the configured Elasticsearch/OpenSearch cluster: those whose
+    /// `min_stack_version` is newer than it are listed as not runnable there.
+    #[arg(long)]
+    pub cluster: bool,
 }
 
 #[derive(Debug, Args)]

@@ -116,6 +116,16 @@ async fn refused_and_too_new_rules_are_reported_once_and_not_run_again() {
     let records = counts.record_docs.lock().unwrap().clone();
     assert_eq!(records.len(), 13, "12 + 1 records: {records:#?}");
 
+    let (ok, validate, stderr) = detectd(tmp.path(), &server.uri(), &["validate", "--cluster"]);
+    assert!(ok, "{stderr}");
+    assert!(stderr.contains("cluster: Elasticsearch 7.10.0"), "{stderr}");
+    assert!(
+        validate.contains("not runnable on this cluster: 1 rules")
+            && validate.contains("Rule too-new")
+            && validate.contains("needs Elastic stack 9.3.0"),
+        "{validate}"
+    );
+
     let (ok, status, stderr) = detectd(tmp.path(), &server.uri(), &["status"]);
     assert!(ok, "{stderr}");
     let line = status.lines().find(|l| l.starts_with("too-new")).unwrap();

@@ -39,6 +39,27 @@ pub fn run(cli: &Cli, args: &ValidateArgs) -> anyhow::Result<ExitCode> {
     if let Some(e) = &geoip_error {
         eprintln!("error: {e}");
     }
+    if args.cluster {
+        let backend = crate::backend::elasticsearch::ElasticsearchBackend::new(
+            &config.elasticsearch,
+            &config.alerts,
+        )?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let info = rt
+            .block_on(backend.cluster_info())
+            .map_err(|e| anyhow::anyhow!("--cluster: {e}"))?;
+        eprintln!("cluster: {} {}", info.name(), info.number);
+        summary.not_runnable_on_cluster = report
+            .rules
+            .iter()
+            .filter_map(|r| {
+                let why = info.refuses(r.min_stack_version.as_deref())?;
+                Some(format!("{} ({}): {why}", r.name, r.source.display()))
+            })
+            .collect();
+    }
     let failed = summary.errors > 0;
     match args.format {
         OutputFormat::Json => {

@@ -26,6 +26,10 @@ pub struct Summary {
     /// Rules whose query needs `source.geo.*` / `source.as.*` (GeoIP): they cannot fire on the
     /// embedded backend without the databases in `embedded.geoip_databases`.
     pub needs_geoip: Vec<String>,
+    /// With `--cluster`: rules the configured cluster cannot run (`min_stack_version` newer
+    /// than it), with the reason.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_runnable_on_cluster: Vec<String>,
 }
 
 /// The whole output of `detectd validate`.
@@ -103,6 +107,15 @@ pub fn render_summary(s: &Summary) -> String {
     ));
     for (reason, n) in &s.unsupported {
         out.push_str(&format!("unsupported: {n} ({reason})\n"));
+    }
+    if !s.not_runnable_on_cluster.is_empty() {
+        out.push_str(&format!(
+            "not runnable on this cluster: {} rules\n",
+            s.not_runnable_on_cluster.len()
+        ));
+        for r in &s.not_runnable_on_cluster {
+            out.push_str(&format!("  {r}\n"));
+        }
     }
     if !s.needs_geoip.is_empty() {
         out.push_str(&format!(
