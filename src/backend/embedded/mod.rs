@@ -24,7 +24,8 @@ pub use store::{Store, StoreBuilder, StoredDoc, EMBEDDED_INDEX};
 
 use crate::backend::{
     no_index_warning, AlertDoc, Backend, Cursor, Error, ExecStats, ExecutionRecord, Hit, NewTerm,
-    Page, QuerySpec, RuleState, TermsPage, WriteOutcome,
+    Page, QuerySpec, RuleState, TermsPage, ThresholdBucket, ThresholdPage, ThresholdSignal,
+    ThresholdSpec, WriteOutcome,
 };
 use crate::fields::{values_at, FieldCatalog};
 use crate::kql::Ast;
@@ -258,6 +259,49 @@ pub fn term_tuples(doc: &Value, fields: &[String], catalog: &FieldCatalog) -> Ve
 
 use crate::sync::lock;
 
+/// A term value as a `term` query compares it (Kibana sends threshold history values as
+/// strings: `${value}`).
+fn term_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// True when `doc` is covered by a signal-history entry: its primary time field at or before
+/// the entry's `last` (a `range` on the primary field: documents missing it never are, as in
+/// Kibana's filter) and every term among the document's values.
+fn excluded(doc: &Value, time: &crate::backend::TimeField, history: &[ThresholdSignal]) -> bool {
+    if history.is_empty() {
+        return false;
+    }
+    let mut vals = Vec::new();
+    values_at(doc, &time.primary, &mut vals);
+    let times: Vec<i64> = vals
+        .iter()
+        .filter_map(|v| crate::fields::date_millis(v))
+        .collect();
+    history.iter().any(|h| {
+        let last = h.last.timestamp_millis();
+        times.iter().any(|t| *t <= last)
+            && h.terms.iter().all(|(f, want)| {
+                let want = term_text(want);
+                let mut vs = Vec::new();
+                values_at(doc, f, &mut vs);
+                vs.iter().any(|v| term_text(&term_value(v)) == want)
+            })
+    })
+}
+
+/// One threshold bucket being counted.
+struct Counting {
+    terms: Vec<Value>,
+    count: u64,
+    distinct: Vec<HashSet<String>>,
+    first_ms: i64,
+    last_ms: i64,
+}
+
 /// The cache key of a query's match set.
 fn match_key(query: &Ast, filters: &[Value]) -> String {
     format!("{query:?}{filters:?}")
@@ -472,6 +516,86 @@ impl Backend for EmbeddedBackend {
                 hit: self.hit(i, t),
             })
             .collect())
+    }
+
+    async fn threshold_page(
+        &self,
+        q: &QuerySpec<'_>,
+        spec: &ThresholdSpec,
+        exclude: &[ThresholdSignal],
+        size: usize,
+        after: Option<&Value>,
+        stats: &ExecStats,
+    ) -> Result<ThresholdPage, Error> {
+        let started = Instant::now();
+        if !indices_match(q.indices) {
+            stats.add_warning(no_index_warning(q.indices));
+            return Ok(ThresholdPage::default());
+        }
+        let after: Option<Vec<Value>> = after.and_then(|a| a.as_array().cloned());
+        let mut buckets: HashMap<Vec<String>, Counting> = HashMap::new();
+        for (t, i) in self.matching(q, millis(q.from), millis(q.to))? {
+            let doc = self.store.doc(i).source();
+            let mut vals = Vec::new();
+            if excluded(&doc, q.time, exclude) {
+                continue;
+            }
+            for tuple in self.tuples(&doc, &spec.fields) {
+                if let Some(a) = &after {
+                    if cmp_terms(&tuple, a) != std::cmp::Ordering::Greater {
+                        continue;
+                    }
+                }
+                let key: Vec<String> = tuple.iter().map(Value::to_string).collect();
+                let b = buckets.entry(key).or_insert_with(|| Counting {
+                    terms: tuple.clone(),
+                    count: 0,
+                    distinct: vec![HashSet::new(); spec.cardinality.len()],
+                    first_ms: t,
+                    last_ms: t,
+                });
+                b.count += 1;
+                b.first_ms = b.first_ms.min(t);
+                b.last_ms = b.last_ms.max(t);
+                for (f, set) in spec.cardinality.iter().zip(b.distinct.iter_mut()) {
+                    vals.clear();
+                    values_at(&doc, f, &mut vals);
+                    set.extend(vals.iter().map(|v| term_text(&term_value(v))));
+                }
+            }
+        }
+        let mut all: Vec<ThresholdBucket> = buckets
+            .into_values()
+            .map(|b| ThresholdBucket {
+                terms: b.terms,
+                count: b.count,
+                cardinality: b.distinct.iter().map(|s| s.len() as u64).collect(),
+                first_ms: b.first_ms,
+                last_ms: b.last_ms,
+            })
+            .collect();
+        all.sort_by(|a, b| cmp_terms(&a.terms, &b.terms));
+        let more = !spec.fields.is_empty() && all.len() > size;
+        all.truncate(size.max(1));
+        let after = if more {
+            all.last().map(|b| Value::Array(b.terms.clone()))
+        } else {
+            None
+        };
+        stats.add_search(started.elapsed());
+        Ok(ThresholdPage {
+            buckets: all,
+            after,
+        })
+    }
+
+    async fn threshold_history(
+        &self,
+        rule_id: &str,
+        since: DateTime<Utc>,
+        _stats: &ExecStats,
+    ) -> Result<Vec<ThresholdSignal>, Error> {
+        Ok(lock(&self.alerts).threshold_history(rule_id, since))
     }
 
     async fn write_alerts(
