@@ -435,6 +435,12 @@ pub fn alerts_template_body(alias: &str) -> Value {
         json!({"properties": {"id": kw, "index": kw, "type": kw, "depth": {"type": "long"}}});
     let original_event =
         json!({"dynamic": true, "properties": {"ingested": date, "created": date}});
+    // Term values as keyword whatever their JSON type (one rule's numbers, another's strings).
+    let threshold_result = json!({"properties": {
+        "terms": {"properties": {"field": kw, "value": kw}},
+        "cardinality": {"properties": {"field": kw, "value": {"type": "long"}}},
+        "count": {"type": "long"}, "from": date
+    }});
     let rule = json!({"properties": {
         "uuid": kw, "rule_id": kw, "name": kw, "type": kw, "rule_type_id": kw,
         "consumer": kw, "producer": kw, "severity": kw,
@@ -463,6 +469,7 @@ pub fn alerts_template_body(alias: &str) -> Value {
                             "uuid": kw, "status": kw, "workflow_status": kw, "severity": kw,
                             "risk_score": {"type": "float"}, "depth": {"type": "long"},
                             "original_time": date, "reason": {"type": "text"}, "new_terms": kw,
+                            "threshold_result": threshold_result,
                             "ancestors": ancestors, "original_event": original_event, "rule": rule
                         }}
                     }}
