@@ -358,4 +358,59 @@ mod tests {
         assert!(is_alert(&doc));
         assert!(!is_alert(&src));
     }
+
+    #[test]
+    fn threshold_alert_carries_the_result_and_a_bucket_id() {
+        let rule_fields: Map<String, Value> =
+            serde_json::from_value(json!({"name": "R", "rule_id": "rid", "type": "threshold"}))
+                .unwrap();
+        let t = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+        let ctx = AlertContext {
+            rule_fields: &rule_fields,
+            rule_id: "rid",
+            rule_name: "R",
+            severity: "medium",
+            risk_score: 47.0,
+            execution_uuid: "exec-1",
+            now: t("2024-05-01T00:00:00Z"),
+        };
+        let fields = vec!["user.name".to_string()];
+        let terms = vec![json!("alice")];
+        let id = threshold_alert_id("rid", &fields, &terms, 1_000);
+        assert_eq!(id, threshold_alert_id("rid", &fields, &terms, 1_000));
+        assert_ne!(id, threshold_alert_id("rid", &fields, &terms, 1_001));
+        assert_ne!(
+            id,
+            threshold_alert_id("rid", &fields, &[json!("bob")], 1_000)
+        );
+        let result = ThresholdResult {
+            fields: &fields,
+            terms: &terms,
+            count: 3,
+            cardinality: vec![("source.ip", 2)],
+            first: t("2024-04-30T23:50:00Z"),
+            last: t("2024-04-30T23:55:00Z"),
+        };
+        let doc = build_threshold_alert(&ctx, &id, &["logs-*".to_string()], &result);
+        assert_eq!(doc["user"]["name"], "alice");
+        assert_eq!(doc["event"]["kind"], "signal");
+        assert_eq!(
+            doc["kibana.alert.threshold_result"],
+            json!({"terms": [{"field": "user.name", "value": "alice"}], "count": 3,
+                "from": "2024-04-30T23:50:00.000Z",
+                "cardinality": [{"field": "source.ip", "value": 2}]})
+        );
+        assert_eq!(
+            doc["kibana.alert.original_time"],
+            "2024-04-30T23:55:00.000Z"
+        );
+        assert_eq!(doc["kibana.alert.rule.type"], "threshold");
+        assert!(is_alert(&doc));
+        let signal = crate::backend::threshold_signal(&doc).unwrap();
+        assert_eq!(
+            signal.terms,
+            vec![("user.name".to_string(), json!("alice"))]
+        );
+        assert_eq!(signal.last, t("2024-04-30T23:55:00Z"));
+    }
 }

@@ -699,4 +699,115 @@ mod tests {
         let count: u32 = a.iter().map(|w| w.count_ones()).sum();
         assert_eq!(count as usize, n.div_ceil(3));
     }
+
+    #[tokio::test]
+    async fn threshold_buckets_explode_arrays_count_distinct_and_skip_history() {
+        let dir = tempfile::tempdir().unwrap();
+        let doc = |id: &str, t: &str, users: Value, ip: &str| {
+            serde_json::json!({"@timestamp": t, "event": {"id": id, "action": "A"},
+                "user": {"name": users}, "source": {"ip": ip}})
+        };
+        let docs = vec![
+            doc(
+                "1",
+                "2024-01-01T00:00:01Z",
+                serde_json::json!(["a", "b"]),
+                "10.0.0.1",
+            ),
+            doc(
+                "2",
+                "2024-01-01T00:00:02Z",
+                serde_json::json!("a"),
+                "10.0.0.2",
+            ),
+            doc(
+                "3",
+                "2024-01-01T00:00:03Z",
+                serde_json::json!("a"),
+                "10.0.0.2",
+            ),
+            doc(
+                "4",
+                "2024-01-01T00:00:04Z",
+                serde_json::json!("c"),
+                "10.0.0.3",
+            ),
+        ];
+        let (store, _) = Store::new(docs);
+        let b = EmbeddedBackend::new(
+            store,
+            FieldCatalog::builtin(),
+            &EmbeddedPaths {
+                alerts: dir.path().join("a.ndjson"),
+                state: dir.path().join("s.json"),
+                executions: dir.path().join("x.ndjson"),
+            },
+        )
+        .unwrap();
+        let query = crate::kql::parse("event.action: A").unwrap();
+        let indices = vec!["logs-*".to_string()];
+        let time = crate::backend::TimeField {
+            primary: "@timestamp".into(),
+            fallback_to_timestamp: false,
+        };
+        let q = QuerySpec {
+            indices: &indices,
+            query: &query,
+            filters: &[],
+            time: &time,
+            from: "2024-01-01T00:00:00Z".parse().unwrap(),
+            to: "2024-01-01T00:01:00Z".parse().unwrap(),
+        };
+        let spec = ThresholdSpec {
+            fields: vec!["user.name".into()],
+            cardinality: vec!["source.ip".into()],
+        };
+        let stats = ExecStats::default();
+        let p = b
+            .threshold_page(&q, &spec, &[], 2, None, &stats)
+            .await
+            .unwrap();
+        let got: Vec<(Value, u64, u64)> = p
+            .buckets
+            .iter()
+            .map(|b| (b.terms[0].clone(), b.count, b.cardinality[0]))
+            .collect();
+        assert_eq!(
+            got,
+            vec![("a".into(), 3, 2), ("b".into(), 1, 1)],
+            "the array document counts for a and b"
+        );
+        assert_eq!(p.buckets[0].first_ms, 1_704_067_201_000);
+        assert_eq!(p.buckets[0].last_ms, 1_704_067_203_000);
+        let rest = b
+            .threshold_page(&q, &spec, &[], 2, p.after.as_ref(), &stats)
+            .await
+            .unwrap();
+        assert_eq!(rest.buckets.len(), 1);
+        assert!(rest.after.is_none());
+        // a's documents up to 00:00:02 were alerted: only document 3 is counted for a, and
+        // the array document is left out whole (a `must_not` drops documents, not terms), so
+        // b has no bucket left
+        let history = vec![ThresholdSignal {
+            terms: vec![("user.name".into(), "a".into())],
+            last: "2024-01-01T00:00:02Z".parse().unwrap(),
+        }];
+        let p = b
+            .threshold_page(&q, &spec, &history, 10, None, &stats)
+            .await
+            .unwrap();
+        let got: Vec<(Value, u64)> = p
+            .buckets
+            .iter()
+            .map(|b| (b.terms[0].clone(), b.count))
+            .collect();
+        assert_eq!(got, vec![("a".into(), 1), ("c".into(), 1)]);
+        // no fields: one bucket of everything
+        let all = b
+            .threshold_page(&q, &ThresholdSpec::default(), &[], 10, None, &stats)
+            .await
+            .unwrap();
+        assert_eq!(all.buckets.len(), 1);
+        assert_eq!((all.buckets[0].count, all.buckets[0].terms.len()), (4, 0));
+    }
 }
