@@ -29,10 +29,12 @@ pub fn alert_id(index: &str, source_id: &str, rule_id: &str, new_terms: &[Value]
     hex::encode(h.finalize())
 }
 
-/// Deterministic threshold alert id, after Kibana's `calculateThresholdSignalUuid` (uuid v5 of
-/// rule id + bucket start + threshold fields + term values): here `sha256_hex` over the same
-/// parts, length-prefixed, with the bucket's first event time (`threshold_result.from`) in
-/// epoch millis. The same bucket gives the same id on both backends and on a re-run.
+/// Deterministic threshold alert id. Kibana's `calculateThresholdSignalUuid` is a uuid v5 of
+/// rule id + the execution's `startedAt` + threshold fields + the sorted term values, so a
+/// window run again after a crash alerts again under a new id; here `sha256_hex` over rule id,
+/// the bucket's first event time (epoch millis, `threshold_result.from`), the fields and the
+/// term values in field order, length-prefixed: the same bucket gives the same id on both
+/// backends and on a re-run (a duplicate, not a second alert).
 pub fn threshold_alert_id(
     rule_id: &str,
     fields: &[String],
@@ -74,7 +76,9 @@ pub struct ThresholdResult<'a> {
 /// Builds a threshold alert, as Kibana's `bulk_create_threshold_signals` does: no source
 /// event merged in, the threshold fields set to the bucket's values,
 /// `kibana.alert.threshold_result` = `{terms: [{field, value}], count, cardinality, from}`,
-/// `kibana.alert.original_time` = the bucket's last event.
+/// `kibana.alert.original_time` = the bucket's last event (Kibana's fake source `@timestamp`,
+/// `max_timestamp`). `from` is the bucket's first event; Kibana writes the window start there,
+/// or the terms' previous last-signal time when they have history.
 pub fn build_threshold_alert(
     ctx: &AlertContext<'_>,
     id: &str,
