@@ -9,7 +9,10 @@
 //! - hits come oldest first (time ascending, then a stable tie-break), paged with a cursor;
 //! - documents that are alerts (`kibana.alert.*` present) are never returned as events to
 //!   alert on;
-//! - alert writes are idempotent by id: an id that already exists is a duplicate, not an error.
+//! - alert writes are idempotent by id: an id that already exists is a duplicate, not an error;
+//! - threshold buckets are composite-like (arrays exploded, ordered by terms) over the window,
+//!   a document covered by a signal-history entry (its terms, primary time at or before the
+//!   entry's `last`) left out whole, as a `must_not` filter leaves it out.
 
 pub mod elasticsearch;
 pub mod embedded;
