@@ -410,11 +410,5 @@ mod tests {
         );
         assert_eq!(doc["kibana.alert.rule.type"], "threshold");
         assert!(is_alert(&doc));
-        let signal = crate::backend::threshold_signal(&doc).unwrap();
-        assert_eq!(
-            signal.terms,
-            vec![("user.name".to_string(), json!("alice"))]
-        );
-        assert_eq!(signal.last, t("2024-04-30T23:55:00Z"));
     }
 }

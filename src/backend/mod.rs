@@ -404,3 +404,48 @@ pub trait Backend: Send + Sync {
         Ok(())
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_threshold_alert_reads_back_as_its_signal_history_entry() {
+        let rule_fields = serde_json::Map::new();
+        let t = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+        let ctx = crate::alerts::AlertContext {
+            rule_fields: &rule_fields,
+            rule_id: "rid",
+            rule_name: "R",
+            severity: "low",
+            risk_score: 21.0,
+            execution_uuid: "x",
+            now: t("2024-05-01T00:00:00Z"),
+        };
+        let fields = vec!["user.name".to_string()];
+        let terms = vec![json!("alice")];
+        let result = crate::alerts::ThresholdResult {
+            fields: &fields,
+            terms: &terms,
+            count: 3,
+            cardinality: vec![],
+            first: t("2024-04-30T23:50:00Z"),
+            last: t("2024-04-30T23:55:00Z"),
+        };
+        let doc = crate::alerts::build_threshold_alert(&ctx, "id", &[], &result);
+        let signal = threshold_signal(&doc).unwrap();
+        assert_eq!(
+            signal.terms,
+            vec![("user.name".to_string(), json!("alice"))]
+        );
+        assert_eq!(signal.last, t("2024-04-30T23:55:00Z"));
+        // nested, as another writer may store it
+        let nested = json!({"kibana": {"alert": {
+            "threshold_result": {"terms": [], "count": 9},
+            "original_time": "2024-04-30T23:55:00Z"}}});
+        assert_eq!(threshold_signal(&nested).unwrap().terms, vec![]);
+        assert!(threshold_signal(&json!({"event": {"id": "1"}})).is_none());
+    }
+}
