@@ -12,14 +12,14 @@ use serde_json::Value;
 
 use crate::backend::elasticsearch::{requests, NEW_TERMS_BATCH};
 use crate::backend::TimeField;
-use crate::engine::{ExecRule, Window, NEW_TERMS_PAGE_SIZE};
+use crate::engine::{ExecRule, ThresholdParams, Window, NEW_TERMS_PAGE_SIZE, THRESHOLD_PAGE_SIZE};
 use crate::fields::FieldCatalog;
 use crate::rules::Rule;
 
 /// Why a rule's requests cannot be explained.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ExplainError {
-    /// Only `query` and `new_terms` KQL rules run on Elasticsearch.
+    /// Only `query`, `new_terms` and `threshold` KQL rules run on Elasticsearch.
     #[error("rule {rule_id}: {reason}; detectd sends no Elasticsearch requests for it")]
     Unsupported { rule_id: String, reason: String },
     /// The rule's query or filters do not translate (Kibana refuses them too).
@@ -55,6 +55,8 @@ pub fn explain_rule(
     let mut out = Console::default();
     let kind = if exec.new_terms.is_some() {
         "new_terms"
+    } else if exec.threshold.is_some() {
+        "threshold"
     } else {
         "query"
     };
@@ -70,6 +72,11 @@ pub fn explain_rule(
     out.comment("field types of the rule's indices (cached by the backend for a few minutes)");
     out.request("GET", &requests::field_caps_path(&exec.indices), None);
     match &exec.new_terms {
+        None if exec.threshold.is_some() => {
+            if let Some(th) = &exec.threshold {
+                explain_threshold(&mut out, &exec, th, &rq, window);
+            }
+        }
         None => explain_query(&mut out, &exec, &rq, window),
         Some(nt) => {
             let history_start = nt.history_window_start.resolve(window.to);
@@ -129,6 +136,81 @@ fn explain_query(out: &mut Console, exec: &ExecRule, rq: &Value, window: Window)
         "/_pit",
         Some(&requests::close_pit_body(PIT_PLACEHOLDER)),
     );
+}
+
+fn explain_threshold(
+    out: &mut Console,
+    exec: &ExecRule,
+    th: &ThresholdParams,
+    rq: &Value,
+    window: Window,
+) {
+    let alias = crate::config::AlertsConfig::default().index;
+    out.blank();
+    out.comment(&format!(
+        "threshold rule, 1. signal history: make the alerts written so far searchable ({alias} = the default alerts.index)"
+    ));
+    out.request("POST", &requests::refresh_path(&alias), None);
+    out.blank();
+    out.comment("threshold rule, 2. the rule's threshold alerts whose last event is at or after the window start");
+    out.request(
+        "POST",
+        &requests::alerts_search_path(&alias),
+        Some(&requests::threshold_history_body(
+            &exec.rule_id,
+            window.from,
+        )),
+    );
+    out.blank();
+    let fields = if th.fields.is_empty() {
+        "one bucket for every matching event".to_string()
+    } else {
+        format!(
+            "buckets of {} ({THRESHOLD_PAGE_SIZE} per composite page, next pages with \"after\": the previous \"after_key\")",
+            th.fields.join(", ")
+        )
+    };
+    let mut cond = format!("count >= {}", th.value);
+    for (f, v) in &th.cardinality {
+        cond.push_str(&format!(", distinct {f} >= {v}"));
+    }
+    out.comment(&format!(
+        "threshold rule, 3. {fields}; detectd alerts on those with {cond} (one alert per bucket, up to max_signals)"
+    ));
+    out.comment(
+        "with a history, each alerted bucket's events (its terms, time at or before its last event) are left out: the last filter",
+    );
+    out.comment(
+        "(shown for one history entry, its values as placeholders and the window start standing for its last event)",
+    );
+    let history = vec![crate::backend::ThresholdSignal {
+        terms: th
+            .fields
+            .iter()
+            .map(|f| {
+                (
+                    f.clone(),
+                    Value::String(format!("<<{f} value of an alerted bucket>>")),
+                )
+            })
+            .collect(),
+        last: window.from,
+    }];
+    let query = requests::window_query(
+        rq,
+        requests::time_range_filter(&exec.time, window.from, window.to),
+        requests::threshold_exclusion_filter(&exec.time, &history),
+    );
+    let cardinality: Vec<String> = th.cardinality.iter().map(|(f, _)| f.clone()).collect();
+    let body = requests::threshold_body(
+        query,
+        &th.fields,
+        &cardinality,
+        &exec.time,
+        THRESHOLD_PAGE_SIZE,
+        None,
+    );
+    out.request("POST", &search_path(&exec.indices), Some(&body));
 }
 
 fn explain_new_terms(

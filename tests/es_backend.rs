@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use detectd::backend::elasticsearch::{ElasticsearchBackend, RetryPolicy};
-use detectd::backend::{AlertDoc, Backend, Error, ExecStats, QuerySpec, TimeField};
+use detectd::backend::{
+    AlertDoc, Backend, Error, ExecStats, QuerySpec, ThresholdSignal, ThresholdSpec, TimeField,
+};
 use detectd::config::{AlertsConfig, ElasticsearchConfig};
 use detectd::kql::{Ast, Field, LiteralKind, Part, Value as KqlValue};
 use serde_json::{json, Value};
@@ -2094,4 +2096,196 @@ async fn without_painless_first_seen_is_filtered_by_detectd() {
         first_docs["aggs"]["new_terms"]["terms"]["include"],
         json!(["carol"])
     );
+}
+
+/// A composite threshold response page (hand-written in the shape Elasticsearch answers: no
+/// threshold exchange is among the recorded fixtures).
+fn threshold_reply(buckets: Value, after_key: Option<Value>) -> ResponseTemplate {
+    let mut agg = json!({"buckets": buckets});
+    if let Some(a) = after_key {
+        agg["after_key"] = a;
+    }
+    ResponseTemplate::new(200).set_body_json(json!({
+        "took": 3, "timed_out": false,
+        "_shards": {"total": 1, "successful": 1, "skipped": 0, "failed": 0},
+        "hits": {"hits": []},
+        "aggregations": {"new_terms": agg}
+    }))
+}
+
+#[tokio::test]
+async fn threshold_buckets_page_the_composite_with_history_exclusions_and_times() {
+    if fixture("020").is_none() {
+        return;
+    }
+    let server = MockServer::start().await;
+    mount_field_caps(&server, "logs-aws.cloudtrail-*").await;
+    let key = |u: &str| json!({"user.name": u});
+    let bucket = |u: &str, n: u64, ips: u64, min: f64, max: f64| {
+        json!({"key": key(u), "doc_count": n, "min_time": {"value": min}, "max_time": {"value": max},
+            "fallback": {"doc_count": 0, "min": {"value": null}, "max": {"value": null}},
+            "cardinality_0": {"value": ips}})
+    };
+    let pages = [
+        (
+            None,
+            threshold_reply(
+                json!([
+                    bucket("alice", 5, 2, 1_795_982_700_000.0, 1_795_983_000_000.0),
+                    bucket("bob", 1, 1, 1_795_982_800_000.0, 1_795_982_800_000.0)
+                ]),
+                Some(key("bob")),
+            ),
+        ),
+        (
+            Some(key("bob")),
+            threshold_reply(
+                // carol's events lack the override: first/last come from the fallback
+                json!([{"key": key("carol"), "doc_count": 3,
+                    "min_time": {"value": null}, "max_time": {"value": null},
+                    "fallback": {"doc_count": 3, "min": {"value": 1_795_982_600_000.0}, "max": {"value": 1_795_982_900_000.0}},
+                    "cardinality_0": {"value": 3}}]),
+                Some(key("carol")),
+            ),
+        ),
+        (Some(key("carol")), threshold_reply(json!([]), None)),
+    ];
+    for (after, resp) in pages {
+        Mock::given(method("POST"))
+            .and(path("/logs-aws.cloudtrail-*/_search"))
+            .and(move |r: &Request| {
+                body_json(r)["aggs"]["new_terms"]["composite"]
+                    .get("after")
+                    .cloned()
+                    == after
+            })
+            .respond_with(resp)
+            .mount(&server)
+            .await;
+    }
+    let b = backend(&server.uri());
+    let indices = vec!["logs-aws.cloudtrail-*".to_string()];
+    let query = is("event.action", "ConsoleLogin");
+    let time = TimeField {
+        primary: "event.ingested".into(),
+        fallback_to_timestamp: true,
+    };
+    let q = spec(&indices, &query, &time);
+    let th = ThresholdSpec {
+        fields: vec!["user.name".into()],
+        cardinality: vec!["source.ip".into()],
+    };
+    let history = vec![ThresholdSignal {
+        terms: vec![("user.name".into(), json!("dave"))],
+        last: t("2026-11-23T20:30:00Z"),
+    }];
+    let stats = ExecStats::default();
+    let (mut all, mut after, mut n) = (Vec::new(), None::<Value>, 0);
+    loop {
+        let p = b
+            .threshold_page(&q, &th, &history, 2, after.as_ref(), &stats)
+            .await
+            .unwrap();
+        n += 1;
+        all.extend(p.buckets);
+        match p.after {
+            Some(a) => after = Some(a),
+            None => break,
+        }
+    }
+    assert_eq!(n, 3, "pages until an empty page without after_key");
+    assert_eq!(all.len(), 3);
+    assert_eq!(all[0].terms, vec![json!("alice")]);
+    assert_eq!((all[0].count, all[0].cardinality.clone()), (5, vec![2]));
+    assert_eq!(
+        (all[0].first_ms, all[0].last_ms),
+        (1_795_982_700_000, 1_795_983_000_000)
+    );
+    assert_eq!(
+        (all[2].first_ms, all[2].last_ms),
+        (1_795_982_600_000, 1_795_982_900_000),
+        "the fallback's times when the override is missing"
+    );
+    check("threshold_buckets", &sent(&server).await);
+}
+
+#[tokio::test]
+async fn threshold_without_fields_is_one_filter_bucket() {
+    if fixture("020").is_none() {
+        return;
+    }
+    let server = MockServer::start().await;
+    mount_field_caps(&server, "logs-aws.cloudtrail-*").await;
+    Mock::given(method("POST"))
+        .and(path("/logs-aws.cloudtrail-*/_search"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "_shards": {"total": 1, "successful": 1, "failed": 0},
+            "hits": {"hits": []},
+            "aggregations": {"new_terms": {"doc_count": 7,
+                "min_time": {"value": 1_795_982_700_000.0, "value_as_string": "2026-11-23T20:05:00.000Z"},
+                "max_time": {"value": 1_795_983_000_000.0}}}
+        })))
+        .mount(&server)
+        .await;
+    let b = backend(&server.uri());
+    let indices = vec!["logs-aws.cloudtrail-*".to_string()];
+    let query = is("event.action", "DeleteSecret");
+    let time = at_timestamp();
+    let q = spec(&indices, &query, &time);
+    let p = b
+        .threshold_page(
+            &q,
+            &ThresholdSpec::default(),
+            &[],
+            10_000,
+            None,
+            &ExecStats::default(),
+        )
+        .await
+        .unwrap();
+    assert!(p.after.is_none());
+    assert_eq!(p.buckets.len(), 1);
+    assert_eq!((p.buckets[0].count, p.buckets[0].terms.len()), (7, 0));
+    check("threshold_no_fields", &sent(&server).await);
+}
+
+#[tokio::test]
+async fn threshold_history_refreshes_then_reads_the_rules_threshold_alerts() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/detectd-alerts-default/_refresh"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"_shards": {"total": 1, "successful": 1, "failed": 0}})),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/detectd-alerts-default/_search"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "_shards": {"total": 1, "successful": 1, "failed": 0},
+            "hits": {"hits": [
+                {"_index": "detectd-alerts-default-000001", "_id": "x1", "_source": {
+                    "kibana.alert.threshold_result": {"terms": [{"field": "user.name", "value": "alice"}], "count": 3, "from": "2026-11-23T20:06:00.000Z"},
+                    "kibana.alert.original_time": "2026-11-23T20:08:00.000Z",
+                    "kibana.alert.rule.rule_id": "r1"}},
+                {"_index": "detectd-alerts-default-000001", "_id": "x2", "_source": {"odd": true}}
+            ]}
+        })))
+        .mount(&server)
+        .await;
+    let b = backend(&server.uri());
+    let h = b
+        .threshold_history("r1", t(FROM), &ExecStats::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        h,
+        vec![ThresholdSignal {
+            terms: vec![("user.name".into(), json!("alice"))],
+            last: t("2026-11-23T20:08:00Z"),
+        }],
+        "a hit that is not a threshold alert is skipped"
+    );
+    check("threshold_history", &sent(&server).await);
 }

@@ -9,10 +9,19 @@ use std::process::Command;
 const AT: &str = "2026-11-03T12:00:00Z";
 
 fn check(rule_file: &str) {
+    check_rule(
+        &format!("rules/{rule_file}"),
+        &rule_file.replace(".toml", ".txt"),
+    );
+}
+
+/// `rule_path` (relative to the crate) against `tests/explain_golden/GOLDEN`.
+fn check_rule(rule_path: &str, golden: &str) {
+    let rule_file = rule_path;
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let out = Command::new(env!("CARGO_BIN_EXE_detectd"))
         .current_dir(root)
-        .args(["explain", &format!("rules/{rule_file}"), "--at", AT])
+        .args(["explain", rule_path, "--at", AT])
         .output()
         .unwrap();
     assert!(
@@ -21,9 +30,7 @@ fn check(rule_file: &str) {
         String::from_utf8_lossy(&out.stderr)
     );
     let got = String::from_utf8(out.stdout).unwrap();
-    let expected = root
-        .join("tests/explain_golden")
-        .join(rule_file.replace(".toml", ".txt"));
+    let expected = root.join("tests/explain_golden").join(golden);
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
         std::fs::write(&expected, &got).unwrap();
         return;
@@ -49,6 +56,22 @@ fn execution_via_system_manager_query_rule() {
 #[test]
 fn ssm_document_by_rare_user_new_terms_rule() {
     check("execution_ssm_command_document_created_by_rare_user.toml");
+}
+
+#[test]
+fn threshold_rule_with_cardinality() {
+    check_rule(
+        "tests/scenarios/threshold_cardinality/rule.toml",
+        "threshold_cardinality.txt",
+    );
+}
+
+#[test]
+fn threshold_rule_without_fields() {
+    check_rule(
+        "tests/scenarios/threshold_no_fields/rule.toml",
+        "threshold_no_fields.txt",
+    );
 }
 
 #[test]

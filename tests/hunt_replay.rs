@@ -367,6 +367,8 @@ fn hunt_gives_the_replay_alerts_for_the_public_aws_rules() {
                 std::fs::read_to_string(&p).unwrap(),
             )
         })
+        // hunt does not run threshold rules yet (it says so); the replay would
+        .filter(|(_, text)| !text.contains("type = \"threshold\""))
         .collect();
     let s = setup(&rules);
     let all = compare(&s, "2026-10-04T00:00:00Z", &s.manifest.period.end);

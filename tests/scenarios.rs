@@ -1,7 +1,8 @@
 //! The scenario suite: `tests/scenarios/NAME/{rule.toml, events.ndjson, scenario.toml,
 //! expected.json}`. Each scenario loads its rule, stores its ECS events, runs the executions
 //! `scenario.toml` lists (each at its instant, window per semantics.md §2) and compares the
-//! counts of each execution and the final set of alerts (source event id + new terms) with
+//! counts of each execution and the final set of alerts (source event id + new terms; for
+//! threshold alerts their first event time, count and terms) with
 //! the expectation. It always runs on the embedded backend, and also on a real Elasticsearch
 //! when `DETECTD_ES_URL` is set (own index with the integration's mappings, events loaded,
 //! executions run, alerts compared, everything deleted). If the backends disagree, one has a bug.
@@ -37,8 +38,29 @@ struct Execution {
     warning: Option<String>,
 }
 
-/// (source event id, new terms) of an alert.
+/// (source event id, new terms) of an alert; for a threshold alert
+/// (`threshold from <from> count <count>`, its term values).
 type AlertKey = (String, Vec<String>);
+
+fn strings(v: Option<&Value>) -> Vec<String> {
+    v.and_then(Value::as_array)
+        .map(|t| {
+            t.iter()
+                .map(|x| match x {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn threshold_key(from: &Value, count: &Value) -> String {
+    format!(
+        "threshold from {} count {count}",
+        from.as_str().unwrap_or_default()
+    )
+}
 
 fn scenario_dirs() -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scenarios");
@@ -65,6 +87,12 @@ fn expected(dir: &Path) -> BTreeSet<AlertKey> {
         serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap()).unwrap();
     v.iter()
         .map(|a| {
+            if let Some(t) = a.get("threshold") {
+                return (
+                    threshold_key(&t["from"], &t["count"]),
+                    strings(t.get("terms")),
+                );
+            }
             let terms = a
                 .get("new_terms")
                 .and_then(Value::as_array)
@@ -76,6 +104,16 @@ fn expected(dir: &Path) -> BTreeSet<AlertKey> {
 }
 
 fn alert_key(alert: &Value) -> AlertKey {
+    if let Some(t) = alert.get("kibana.alert.threshold_result") {
+        let values: Vec<Value> = t["terms"]
+            .as_array()
+            .map(|ts| ts.iter().map(|x| x["value"].clone()).collect())
+            .unwrap_or_default();
+        return (
+            threshold_key(&t["from"], &t["count"]),
+            strings(Some(&Value::Array(values))),
+        );
+    }
     let terms = alert
         .get("kibana.alert.new_terms")
         .and_then(Value::as_array)
@@ -310,7 +348,7 @@ async fn run_live(live: &common::live::Live, dir: &Path, n: usize) -> Result<(),
 #[tokio::test]
 async fn scenarios_on_the_embedded_backend() {
     let dirs = scenario_dirs();
-    assert!(dirs.len() >= 13, "scenario folders found: {}", dirs.len());
+    assert!(dirs.len() >= 16, "scenario folders found: {}", dirs.len());
     let mut failures = Vec::new();
     for dir in &dirs {
         if let Err(e) = run_embedded(dir).await {

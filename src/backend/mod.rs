@@ -9,7 +9,10 @@
 //! - hits come oldest first (time ascending, then a stable tie-break), paged with a cursor;
 //! - documents that are alerts (`kibana.alert.*` present) are never returned as events to
 //!   alert on;
-//! - alert writes are idempotent by id: an id that already exists is a duplicate, not an error.
+//! - alert writes are idempotent by id: an id that already exists is a duplicate, not an error;
+//! - threshold buckets are composite-like (arrays exploded, ordered by terms) over the window,
+//!   a document covered by a signal-history entry (its terms, primary time at or before the
+//!   entry's `last`) left out whole, as a `must_not` filter leaves it out.
 
 pub mod elasticsearch;
 pub mod embedded;
@@ -171,6 +174,76 @@ pub struct NewTerm {
     pub hit: Hit,
 }
 
+/// What a threshold rule counts (semantics: Kibana's threshold rule, `[rule.threshold]`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ThresholdSpec {
+    /// 0–3 fields; empty = one bucket for every matching document.
+    pub fields: Vec<String>,
+    /// `[[rule.threshold.cardinality]]` fields: each bucket's distinct count of each.
+    pub cardinality: Vec<String>,
+}
+
+/// One bucket of a threshold aggregation (a term tuple, or everything when there are no
+/// fields), over the window minus what the signal history excludes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ThresholdBucket {
+    /// Values in `fields` order (arrays exploded, as composite sources do).
+    pub terms: Vec<Value>,
+    /// Matching documents in the bucket.
+    pub count: u64,
+    /// Distinct values of each cardinality field, in `ThresholdSpec::cardinality` order.
+    pub cardinality: Vec<u64>,
+    /// The bucket's first and last event time (epoch millis, on the window's time field(s)).
+    pub first_ms: i64,
+    pub last_ms: i64,
+}
+
+/// A page of threshold buckets, ordered by terms; `after` continues, `None` on the last page.
+#[derive(Debug, Clone, Default)]
+pub struct ThresholdPage {
+    pub buckets: Vec<ThresholdBucket>,
+    pub after: Option<Value>,
+}
+
+/// One entry of a threshold rule's signal history (Kibana's `ThresholdSignalHistory`): a term
+/// tuple already alerted, and the time of the last event of the alerted bucket. Documents with
+/// these terms at or before `last` are not counted again.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ThresholdSignal {
+    /// (field, value) pairs; empty for a rule without threshold fields.
+    pub terms: Vec<(String, Value)>,
+    pub last: DateTime<Utc>,
+}
+
+/// The signal-history entry of a threshold alert document (as detectd writes it, flat
+/// `kibana.alert.*` keys, or nested): its `threshold_result.terms` and `original_time`.
+/// `None` for any other document.
+pub fn threshold_signal(alert: &Value) -> Option<ThresholdSignal> {
+    let get = |flat: &str, nested: &str| alert.get(flat).or_else(|| alert.pointer(nested));
+    let result = get(
+        "kibana.alert.threshold_result",
+        "/kibana/alert/threshold_result",
+    )?;
+    let last = get("kibana.alert.original_time", "/kibana/alert/original_time")
+        .and_then(crate::fields::date_millis)
+        .and_then(DateTime::from_timestamp_millis)?;
+    let terms = result
+        .get("terms")
+        .and_then(Value::as_array)
+        .map(|ts| {
+            ts.iter()
+                .filter_map(|t| {
+                    Some((
+                        t.get("field")?.as_str()?.to_string(),
+                        t.get("value")?.clone(),
+                    ))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Some(ThresholdSignal { terms, last })
+}
+
 /// An alert ready to write: deterministic id and the full alert document.
 #[derive(Debug, Clone)]
 pub struct AlertDoc {
@@ -286,6 +359,29 @@ pub trait Backend: Send + Sync {
         stats: &ExecStats,
     ) -> Result<Vec<NewTerm>, Error>;
 
+    /// Threshold rules: a page of buckets (at most `size`, after `after`) of the documents
+    /// matching `q` in its window, except those `exclude` covers (a signal's terms, primary
+    /// time at or before its `last`). Every bucket is returned; the engine applies the
+    /// threshold.
+    async fn threshold_page(
+        &self,
+        q: &QuerySpec<'_>,
+        spec: &ThresholdSpec,
+        exclude: &[ThresholdSignal],
+        size: usize,
+        after: Option<&Value>,
+        stats: &ExecStats,
+    ) -> Result<ThresholdPage, Error>;
+
+    /// Threshold rules: the signal history of `rule_id`, from its alerts whose last event
+    /// (`kibana.alert.original_time`) is at or after `since`.
+    async fn threshold_history(
+        &self,
+        rule_id: &str,
+        since: DateTime<Utc>,
+        stats: &ExecStats,
+    ) -> Result<Vec<ThresholdSignal>, Error>;
+
     /// Writes alerts with create semantics (existing ids are duplicates).
     async fn write_alerts(
         &self,
@@ -306,5 +402,50 @@ pub trait Backend: Send + Sync {
     /// write synchronously have nothing to do.
     async fn flush(&self) -> Result<(), Error> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_threshold_alert_reads_back_as_its_signal_history_entry() {
+        let rule_fields = serde_json::Map::new();
+        let t = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+        let ctx = crate::alerts::AlertContext {
+            rule_fields: &rule_fields,
+            rule_id: "rid",
+            rule_name: "R",
+            severity: "low",
+            risk_score: 21.0,
+            execution_uuid: "x",
+            now: t("2024-05-01T00:00:00Z"),
+        };
+        let fields = vec!["user.name".to_string()];
+        let terms = vec![json!("alice")];
+        let result = crate::alerts::ThresholdResult {
+            fields: &fields,
+            terms: &terms,
+            count: 3,
+            cardinality: vec![],
+            first: t("2024-04-30T23:50:00Z"),
+            last: t("2024-04-30T23:55:00Z"),
+        };
+        let doc = crate::alerts::build_threshold_alert(&ctx, "id", &[], &result);
+        let signal = threshold_signal(&doc).unwrap();
+        assert_eq!(
+            signal.terms,
+            vec![("user.name".to_string(), json!("alice"))]
+        );
+        assert_eq!(signal.last, t("2024-04-30T23:55:00Z"));
+        // nested, as another writer may store it
+        let nested = json!({"kibana": {"alert": {
+            "threshold_result": {"terms": [], "count": 9},
+            "original_time": "2024-04-30T23:55:00Z"}}});
+        assert_eq!(threshold_signal(&nested).unwrap().terms, vec![]);
+        assert!(threshold_signal(&json!({"event": {"id": "1"}})).is_none());
     }
 }

@@ -3,7 +3,9 @@
 //! The executors follow Kibana's detection engine (semantics.md §3–§5): query rules page
 //! through the window oldest first and alert on each hit; new_terms rules page through the
 //! distinct terms of the window and alert on the first document of each term that is new
-//! against the history window. Both dedup before the `max_signals` cap: an alert that already
+//! against the history window; threshold rules count the window's matching documents per term
+//! tuple and alert once per bucket over the threshold, leaving out the documents of buckets
+//! already alerted (the signal history, read back from the rule's threshold alerts). All dedup before the `max_signals` cap: an alert that already
 //! exists (an earlier overlapping window) neither counts nor consumes the cap.
 //! The executors never know which backend runs.
 
@@ -13,8 +15,13 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::alerts::{alert_id, build_alert, is_alert, AlertContext};
-use crate::backend::{AlertDoc, Backend, Error, ExecStats, QuerySpec, TimeField};
+use crate::alerts::{
+    alert_id, build_alert, build_threshold_alert, is_alert, threshold_alert_id, AlertContext,
+    ThresholdResult,
+};
+use crate::backend::{
+    AlertDoc, Backend, Error, ExecStats, QuerySpec, ThresholdSignal, ThresholdSpec, TimeField,
+};
 use crate::kql::Ast;
 use crate::time::DateMath;
 
@@ -24,6 +31,9 @@ pub const MAX_SIGNALS_WARNING: &str =
 
 /// Terms per new_terms composite page (Kibana: 10,000).
 pub const NEW_TERMS_PAGE_SIZE: usize = 10_000;
+
+/// Buckets per threshold composite page (Kibana: 10,000).
+pub const THRESHOLD_PAGE_SIZE: usize = 10_000;
 
 /// What an execution needs from a rule (built from a validated `rules::Rule`).
 #[derive(Debug, Clone)]
@@ -41,17 +51,34 @@ pub struct ExecRule {
     pub max_signals: usize,
     /// `Some` for new_terms rules.
     pub new_terms: Option<NewTermsParams>,
+    /// `Some` for threshold rules.
+    pub threshold: Option<ThresholdParams>,
     /// `kibana.alert.rule.*` fields (without the prefix).
     pub rule_fields: Map<String, Value>,
 }
 
 impl ExecRule {
     /// The execution view of a validated rule; `Err` names why the rule type cannot run
-    /// (only `query` and `new_terms` KQL rules execute).
+    /// (only `query`, `new_terms` and `threshold` KQL rules execute).
     pub fn from_rule(rule: &crate::rules::Rule) -> Result<ExecRule, String> {
         use crate::rules::RuleKind;
+        let mut threshold = None;
         let (query, new_terms) = match &rule.kind {
             RuleKind::Query { query, .. } => (query.clone(), None),
+            RuleKind::Threshold {
+                query,
+                fields,
+                value,
+                cardinality,
+                ..
+            } => {
+                threshold = Some(ThresholdParams {
+                    fields: fields.clone(),
+                    value: *value,
+                    cardinality: cardinality.clone(),
+                });
+                (query.clone(), None)
+            }
             RuleKind::NewTerms {
                 query,
                 fields,
@@ -89,6 +116,7 @@ impl ExecRule {
             to: rule.to.clone(),
             max_signals: rule.max_signals as usize,
             new_terms,
+            threshold,
             rule_fields: rule.alert_rule_fields(),
         })
     }
@@ -100,6 +128,17 @@ pub struct NewTermsParams {
     pub fields: Vec<String>,
     /// Evaluated with `now` = the window's end.
     pub history_window_start: DateMath,
+}
+
+/// threshold parameters (`[rule.threshold]`).
+#[derive(Debug, Clone)]
+pub struct ThresholdParams {
+    /// 0–3 fields; empty = one bucket for every matching document.
+    pub fields: Vec<String>,
+    /// A bucket alerts when it holds at least this many documents.
+    pub value: u64,
+    /// (field, value): and at least `value` distinct values of `field`.
+    pub cardinality: Vec<(String, u64)>,
 }
 
 /// An inclusive time window.
@@ -180,9 +219,14 @@ pub async fn execute(
     };
     let mut sink = Sink::new(rule.max_signals, &ctx, backend, &stats);
     let mut hits = 0u64;
-    let outcome = match &rule.new_terms {
-        None => run_query(rule, window, backend, &stats, &mut sink, &mut hits).await,
-        Some(nt) => run_new_terms(rule, nt, window, backend, &stats, &mut sink, &mut hits).await,
+    let outcome = match (&rule.new_terms, &rule.threshold) {
+        (Some(nt), _) => {
+            run_new_terms(rule, nt, window, backend, &stats, &mut sink, &mut hits).await
+        }
+        (None, Some(th)) => {
+            run_threshold(rule, th, window, backend, &stats, &mut sink, &mut hits).await
+        }
+        (None, None) => run_query(rule, window, backend, &stats, &mut sink, &mut hits).await,
     };
     let mut warnings = std::mem::take(&mut *crate::sync::lock(&stats.warnings));
     if sink.capped {
@@ -229,7 +273,7 @@ pub async fn execute(
     }
 }
 
-fn spec<'a>(rule: &'a ExecRule, window: Window) -> QuerySpec<'a> {
+fn spec_of<'a>(rule: &'a ExecRule, window: Window) -> QuerySpec<'a> {
     QuerySpec {
         indices: &rule.indices,
         query: &rule.query,
@@ -248,7 +292,7 @@ async fn run_query(
     sink: &mut Sink<'_>,
     hits: &mut u64,
 ) -> Result<(), Error> {
-    let q = spec(rule, window);
+    let q = spec_of(rule, window);
     let page_size = rule.max_signals.clamp(1, 100);
     let mut cursor = None;
     loop {
@@ -298,7 +342,7 @@ async fn run_new_terms(
             ),
         });
     }
-    let q = spec(rule, window);
+    let q = spec_of(rule, window);
     let mut after: Option<Value> = None;
     loop {
         let page = backend
@@ -329,6 +373,100 @@ async fn run_new_terms(
             None => return Ok(()),
         }
     }
+}
+
+/// Kibana's threshold executor: the signal history (the rule's threshold alerts whose last
+/// event is inside or after the window start; one entry per term tuple, the newest) leaves out
+/// the documents already alerted on, then buckets of the rest, ordered by terms, alert when
+/// `count >= value` and every cardinality condition holds. One alert per bucket; its id comes
+/// from the rule, the terms and the bucket's first event, so a re-run gives the same ids.
+async fn run_threshold(
+    rule: &ExecRule,
+    th: &ThresholdParams,
+    window: Window,
+    backend: &dyn Backend,
+    stats: &ExecStats,
+    sink: &mut Sink<'_>,
+    hits: &mut u64,
+) -> Result<(), Error> {
+    let history = newest_per_terms(
+        backend
+            .threshold_history(&rule.rule_id, window.from, stats)
+            .await?,
+    );
+    let spec = ThresholdSpec {
+        fields: th.fields.clone(),
+        cardinality: th.cardinality.iter().map(|(f, _)| f.clone()).collect(),
+    };
+    let q = spec_of(rule, window);
+    let mut after: Option<Value> = None;
+    loop {
+        let page = backend
+            .threshold_page(
+                &q,
+                &spec,
+                &history,
+                THRESHOLD_PAGE_SIZE,
+                after.as_ref(),
+                stats,
+            )
+            .await?;
+        *hits += page.buckets.iter().map(|b| b.count).sum::<u64>();
+        let candidates: Vec<AlertDoc> = page
+            .buckets
+            .iter()
+            .filter(|b| {
+                b.count > 0
+                    && b.count >= th.value
+                    && th
+                        .cardinality
+                        .iter()
+                        .zip(&b.cardinality)
+                        .all(|((_, want), got)| got >= want)
+            })
+            .filter_map(|b| {
+                let first = DateTime::from_timestamp_millis(b.first_ms)?;
+                let last = DateTime::from_timestamp_millis(b.last_ms)?;
+                let id = threshold_alert_id(&rule.rule_id, &th.fields, &b.terms, b.first_ms);
+                let result = ThresholdResult {
+                    fields: &th.fields,
+                    terms: &b.terms,
+                    count: b.count,
+                    cardinality: th
+                        .cardinality
+                        .iter()
+                        .zip(&b.cardinality)
+                        .map(|((f, _), n)| (f.as_str(), *n))
+                        .collect(),
+                    first,
+                    last,
+                };
+                let doc = build_threshold_alert(sink.ctx, &id, &rule.indices, &result);
+                Some(AlertDoc { id, doc })
+            })
+            .collect();
+        if sink.write(&candidates, page.after.is_some()).await? {
+            return Ok(());
+        }
+        match page.after {
+            Some(a) if after.as_ref() != Some(&a) => after = Some(a),
+            _ => return Ok(()),
+        }
+    }
+}
+
+/// One history entry per term tuple, the newest (Kibana keys its signal history by a hash of
+/// the terms and keeps the latest `lastSignalTimestamp`).
+fn newest_per_terms(history: Vec<ThresholdSignal>) -> Vec<ThresholdSignal> {
+    let mut out: Vec<ThresholdSignal> = Vec::new();
+    for h in history {
+        match out.iter_mut().find(|o| o.terms == h.terms) {
+            Some(o) if o.last < h.last => o.last = h.last,
+            Some(_) => {}
+            None => out.push(h),
+        }
+    }
+    out
 }
 
 /// Writes alerts up to the cap, counting created, duplicates and failures.
@@ -391,7 +529,10 @@ impl<'a> Sink<'a> {
 mod tests {
     //! Executor logic against a scripted backend: paging, the cap, dedup before the cap.
     use super::*;
-    use crate::backend::{Cursor, Hit, NewTerm, Page, RuleState, TermsPage, WriteOutcome};
+    use crate::backend::{
+        Cursor, Hit, NewTerm, Page, RuleState, TermsPage, ThresholdBucket, ThresholdPage,
+        WriteOutcome,
+    };
     use serde_json::json;
     use std::collections::{BTreeMap, HashSet};
     use std::sync::Mutex;
@@ -404,6 +545,9 @@ mod tests {
         closed: Mutex<usize>,
         new_terms: Vec<NewTerm>,
         terms: Vec<Vec<Value>>,
+        buckets: Vec<ThresholdBucket>,
+        /// What `threshold_page` was last asked to leave out.
+        excluded: Mutex<Vec<ThresholdSignal>>,
     }
 
     impl Scripted {
@@ -423,6 +567,8 @@ mod tests {
                 closed: Mutex::new(0),
                 new_terms: Vec::new(),
                 terms: Vec::new(),
+                buckets: Vec::new(),
+                excluded: Mutex::new(Vec::new()),
             }
         }
     }
@@ -473,6 +619,42 @@ mod tests {
         ) -> Result<Vec<NewTerm>, Error> {
             Ok(self.new_terms.clone())
         }
+        async fn threshold_page(
+            &self,
+            _q: &QuerySpec<'_>,
+            _spec: &ThresholdSpec,
+            exclude: &[ThresholdSignal],
+            size: usize,
+            after: Option<&Value>,
+            _s: &ExecStats,
+        ) -> Result<ThresholdPage, Error> {
+            *self.excluded.lock().unwrap() = exclude.to_vec();
+            let start = after.map_or(0, |a| a.as_u64().unwrap() as usize);
+            let end = (start + size).min(self.buckets.len());
+            Ok(ThresholdPage {
+                buckets: self.buckets[start..end].to_vec(),
+                after: (end < self.buckets.len()).then(|| json!(end)),
+            })
+        }
+        async fn threshold_history(
+            &self,
+            _rule_id: &str,
+            _since: DateTime<Utc>,
+            _s: &ExecStats,
+        ) -> Result<Vec<ThresholdSignal>, Error> {
+            let t = DateTime::from_timestamp_millis(1_000).unwrap();
+            let older = DateTime::from_timestamp_millis(500).unwrap();
+            Ok(vec![
+                ThresholdSignal {
+                    terms: vec![("user.name".into(), json!("a"))],
+                    last: older,
+                },
+                ThresholdSignal {
+                    terms: vec![("user.name".into(), json!("a"))],
+                    last: t,
+                },
+            ])
+        }
         async fn write_alerts(
             &self,
             alerts: &[AlertDoc],
@@ -520,6 +702,7 @@ mod tests {
                 fields: vec!["user.name".into()],
                 history_window_start: crate::time::parse_datemath("now-10d").unwrap(),
             }),
+            threshold: None,
             rule_fields: Map::new(),
         }
     }
@@ -619,5 +802,63 @@ mod tests {
         let res = run(&r, &b).await;
         assert_eq!(res.status, Status::Failed);
         assert!(res.message.unwrap().contains("history_window_start"));
+    }
+
+    fn bucket(term: &str, count: u64, distinct: u64) -> ThresholdBucket {
+        ThresholdBucket {
+            terms: vec![json!(term)],
+            count,
+            cardinality: vec![distinct],
+            first_ms: 60_000,
+            last_ms: 120_000,
+        }
+    }
+
+    #[tokio::test]
+    async fn threshold_alerts_once_per_bucket_over_count_and_cardinality() {
+        let mut b = Scripted::with_hits(0);
+        b.buckets = vec![
+            bucket("a", 5, 3),
+            bucket("b", 4, 3), // under the count
+            bucket("c", 9, 1), // under the cardinality
+            bucket("d", 6, 2),
+        ];
+        let mut r = rule(100, false);
+        r.threshold = Some(ThresholdParams {
+            fields: vec!["user.name".into()],
+            value: 5,
+            cardinality: vec![("source.ip".into(), 2)],
+        });
+        let res = run(&r, &b).await;
+        assert_eq!(res.alerts_created, 2);
+        assert_eq!(res.hits, 24, "documents counted");
+        let again = run(&r, &b).await;
+        assert_eq!(again.duplicates, 2, "the same buckets give the same ids");
+        assert_eq!(
+            *b.excluded.lock().unwrap(),
+            vec![ThresholdSignal {
+                terms: vec![("user.name".into(), json!("a"))],
+                last: DateTime::from_timestamp_millis(1_000).unwrap(),
+            }],
+            "one history entry per terms, the newest"
+        );
+    }
+
+    #[tokio::test]
+    async fn threshold_cap_pages_and_warns() {
+        let mut b = Scripted::with_hits(0);
+        b.buckets = (0..30)
+            .map(|i| bucket(&format!("u{i:02}"), 10, 5))
+            .collect();
+        let mut r = rule(20, false);
+        r.threshold = Some(ThresholdParams {
+            fields: vec!["user.name".into()],
+            value: 1,
+            cardinality: vec![],
+        });
+        let res = run(&r, &b).await;
+        assert_eq!(res.alerts_created, 20);
+        assert!(res.capped);
+        assert_eq!(res.warnings, vec![MAX_SIGNALS_WARNING.to_string()]);
     }
 }

@@ -83,7 +83,7 @@ pub enum RuleKind {
         /// Evaluated with `now` = the window's end; earlier than `from`.
         history_window_start: DateMath,
     },
-    /// `type = "threshold"` (loaded, not run yet).
+    /// `type = "threshold"`.
     Threshold {
         query: Ast,
         text: String,
@@ -110,7 +110,7 @@ pub enum RuleKind {
 /// Where a rule can run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Support {
-    /// Both backends (query, new_terms).
+    /// Both backends (query, new_terms, threshold).
     Anywhere,
     /// Only on Elasticsearch, with the reason it cannot run embedded.
     ElasticsearchOnly(&'static str),
@@ -226,12 +226,11 @@ impl RuleKind {
     /// Where rules of this kind can run.
     pub fn support(&self) -> Support {
         match self {
-            RuleKind::Query { .. } | RuleKind::NewTerms { .. } => Support::Anywhere,
+            RuleKind::Query { .. } | RuleKind::NewTerms { .. } | RuleKind::Threshold { .. } => {
+                Support::Anywhere
+            }
             RuleKind::Eql { .. } | RuleKind::Esql { .. } => {
                 Support::ElasticsearchOnly("needs the Elasticsearch backend")
-            }
-            RuleKind::Threshold { .. } => {
-                Support::Unsupported("threshold rules are not supported yet")
             }
             RuleKind::MachineLearning { .. } => {
                 Support::Unsupported("machine_learning rules are not supported")
@@ -395,6 +394,22 @@ impl Rule {
             m.insert(
                 "history_window_start".into(),
                 json!(history_window_start.source),
+            );
+        }
+        if let RuleKind::Threshold {
+            fields,
+            value,
+            cardinality,
+            ..
+        } = &self.kind
+        {
+            let card: Vec<Value> = cardinality
+                .iter()
+                .map(|(f, v)| json!({"field": f, "value": v}))
+                .collect();
+            m.insert(
+                "threshold".into(),
+                json!({"field": fields, "value": value, "cardinality": card}),
             );
         }
         if let Some(q) = self.kind.query_text() {

@@ -15,7 +15,7 @@ pub struct Summary {
     pub files: usize,
     pub loaded: usize,
     pub by_type: BTreeMap<String, usize>,
-    /// Rules that run on both backends (query, new_terms).
+    /// Rules that run on both backends (query, new_terms, threshold).
     pub runnable: usize,
     /// Rules that run only on the Elasticsearch backend (eql, esql).
     pub elasticsearch_only: usize,
@@ -102,7 +102,7 @@ pub fn render_summary(s: &Summary) -> String {
         types.join(", ")
     ));
     out.push_str(&format!(
-        "runnable on both backends: {}, need the Elasticsearch backend (eql, esql; not executed by this version yet): {}\n",
+        "runnable on both backends (query, new_terms, threshold): {}, need the Elasticsearch backend (eql, esql; not executed by this version yet): {}\n",
         s.runnable, s.elasticsearch_only
     ));
     for (reason, n) in &s.unsupported {

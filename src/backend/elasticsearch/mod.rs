@@ -15,6 +15,7 @@ pub mod responses;
 mod search;
 mod setup;
 mod state;
+mod threshold;
 mod transport;
 mod version;
 mod writer;
@@ -36,7 +37,7 @@ use serde_json::Value;
 
 use crate::backend::{
     AlertDoc, Backend, Cursor, Error, ExecStats, ExecutionRecord, NewTerm, Page, QuerySpec,
-    RuleState, TermsPage, WriteOutcome,
+    RuleState, TermsPage, ThresholdPage, ThresholdSignal, ThresholdSpec, WriteOutcome,
 };
 use crate::config::{AlertsConfig, ElasticsearchConfig};
 use crate::fields::FieldCatalog;
@@ -216,6 +217,28 @@ impl Backend for ElasticsearchBackend {
     ) -> Result<Vec<NewTerm>, Error> {
         self.history_new_terms(q, fields, history_start, tuples, stats)
             .await
+    }
+
+    async fn threshold_page(
+        &self,
+        q: &QuerySpec<'_>,
+        spec: &ThresholdSpec,
+        exclude: &[ThresholdSignal],
+        size: usize,
+        after: Option<&Value>,
+        stats: &ExecStats,
+    ) -> Result<ThresholdPage, Error> {
+        self.threshold_buckets(q, spec, exclude, size, after, stats)
+            .await
+    }
+
+    async fn threshold_history(
+        &self,
+        rule_id: &str,
+        since: DateTime<Utc>,
+        stats: &ExecStats,
+    ) -> Result<Vec<ThresholdSignal>, Error> {
+        self.threshold_signals(rule_id, since, stats).await
     }
 
     async fn write_alerts(

@@ -304,6 +304,107 @@ pub fn new_terms_composite_body(
     }}})
 }
 
+/// Name of a threshold bucket's distinct count of its `i`-th cardinality field.
+pub fn threshold_cardinality_agg(i: usize) -> String {
+    format!("cardinality_{i}")
+}
+
+/// The per-bucket aggregations of a threshold rule: first and last event time (with a
+/// `timestamp_override` and the fallback on, Kibana's combined timestamp as two parts: the
+/// override's min/max, and min/max of `@timestamp` over documents missing it — no runtime
+/// field, so one request works on 7.10, 8.x and OpenSearch), and one `cardinality` per
+/// cardinality field.
+fn threshold_aggs(cardinality: &[String], time: &TimeField) -> Map<String, Value> {
+    let mut aggs = Map::new();
+    aggs.insert("min_time".into(), json!({"min": {"field": time.primary}}));
+    aggs.insert("max_time".into(), json!({"max": {"field": time.primary}}));
+    if time.primary != TIMESTAMP && time.fallback_to_timestamp {
+        aggs.insert(
+            "fallback".into(),
+            json!({
+                "filter": {"bool": {"must_not": [{"exists": {"field": time.primary}}]}},
+                "aggs": {"min": {"min": {"field": TIMESTAMP}}, "max": {"max": {"field": TIMESTAMP}}}
+            }),
+        );
+    }
+    for (i, f) in cardinality.iter().enumerate() {
+        aggs.insert(
+            threshold_cardinality_agg(i),
+            json!({"cardinality": {"field": f}}),
+        );
+    }
+    aggs
+}
+
+/// Threshold rule: one page of buckets over the window. With fields, a composite aggregation
+/// with one `terms` source per field (ordered by the terms, as Kibana's); without, one
+/// `filter` bucket holding every matching document. Every bucket comes back: the count and
+/// cardinality conditions are applied by detectd (Kibana's `bucket_selector`s need painless,
+/// which not every cluster runs).
+pub fn threshold_body(
+    query: Value,
+    fields: &[String],
+    cardinality: &[String],
+    time: &TimeField,
+    size: usize,
+    after: Option<&Value>,
+) -> Value {
+    let aggs = threshold_aggs(cardinality, time);
+    if fields.is_empty() {
+        return json!({"size": 0, "track_total_hits": false, "query": query, "aggs": {AGG_NAME: {
+            "filter": {"match_all": {}},
+            "aggs": aggs
+        }}});
+    }
+    let mut composite = json!({"size": size, "sources": composite_sources(fields)});
+    if let (Some(a), Some(obj)) = (after, composite.as_object_mut()) {
+        obj.insert("after".into(), a.clone());
+    }
+    json!({"size": 0, "track_total_hits": false, "query": query, "aggs": {AGG_NAME: {
+        "composite": composite,
+        "aggs": aggs
+    }}})
+}
+
+/// Kibana's `getThresholdBucketFilters`: documents of an already alerted bucket (its terms,
+/// primary time at or before the bucket's last event) are not counted again. `None` without
+/// history.
+pub fn threshold_exclusion_filter(
+    time: &TimeField,
+    history: &[crate::backend::ThresholdSignal],
+) -> Option<Value> {
+    if history.is_empty() {
+        return None;
+    }
+    let filters: Vec<Value> = history
+        .iter()
+        .map(|h| {
+            let mut f = vec![json!({"range": {time.primary.as_str(): {"lte": es_time(h.last)}}})];
+            for (field, v) in &h.terms {
+                f.push(json!({"term": {field.as_str(): v}}));
+            }
+            json!({"bool": {"filter": f}})
+        })
+        .collect();
+    Some(json!({"bool": {"must_not": filters}}))
+}
+
+/// Threshold signal history: `rule_id`'s threshold alerts whose last event is at or after
+/// `since` (`POST /<alias>/_search`, after a `_refresh` so the previous execution's alerts
+/// are seen).
+pub fn threshold_history_body(rule_id: &str, since: DateTime<Utc>) -> Value {
+    json!({"size": 10000, "track_total_hits": false, "query": {"bool": {"filter": [
+        {"term": {"kibana.alert.rule.rule_id": rule_id}},
+        {"exists": {"field": "kibana.alert.threshold_result.count"}},
+        {"range": {"kibana.alert.original_time": {"gte": es_time(since), "format": "strict_date_optional_time"}}}
+    ]}}})
+}
+
+/// `POST /<alias>/_search` of the alerts (missing alias = no alerts).
+pub fn alerts_search_path(alias: &str) -> String {
+    format!("/{}/_search?{INDICES_OPTIONS}", encode_path_segment(alias))
+}
+
 /// `_bulk` NDJSON of `create` actions with the alerts' deterministic ids (every line,
 /// including the last, ends with `\n`).
 pub fn bulk_create_body(alerts: &[&AlertDoc]) -> String {
@@ -334,6 +435,12 @@ pub fn alerts_template_body(alias: &str) -> Value {
         json!({"properties": {"id": kw, "index": kw, "type": kw, "depth": {"type": "long"}}});
     let original_event =
         json!({"dynamic": true, "properties": {"ingested": date, "created": date}});
+    // Term values as keyword whatever their JSON type (one rule's numbers, another's strings).
+    let threshold_result = json!({"properties": {
+        "terms": {"properties": {"field": kw, "value": kw}},
+        "cardinality": {"properties": {"field": kw, "value": {"type": "long"}}},
+        "count": {"type": "long"}, "from": date
+    }});
     let rule = json!({"properties": {
         "uuid": kw, "rule_id": kw, "name": kw, "type": kw, "rule_type_id": kw,
         "consumer": kw, "producer": kw, "severity": kw,
@@ -362,6 +469,7 @@ pub fn alerts_template_body(alias: &str) -> Value {
                             "uuid": kw, "status": kw, "workflow_status": kw, "severity": kw,
                             "risk_score": {"type": "float"}, "depth": {"type": "long"},
                             "original_time": date, "reason": {"type": "text"}, "new_terms": kw,
+                            "threshold_result": threshold_result,
                             "ancestors": ancestors, "original_event": original_event, "rule": rule
                         }}
                     }}

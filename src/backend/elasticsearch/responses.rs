@@ -60,6 +60,56 @@ pub struct BucketAgg {
     pub after_key: Option<Value>,
     #[serde(default)]
     pub buckets: Vec<Bucket>,
+    /// A single-bucket (`filter`) aggregation: threshold rules without fields.
+    #[serde(flatten)]
+    pub single: ThresholdStats,
+    #[serde(default)]
+    pub fallback: Option<FallbackAgg>,
+}
+
+/// What a threshold bucket holds besides its key: count, first and last time, distinct
+/// counts (`cardinality_<i>`, read from `other`).
+#[derive(Debug, Default, Deserialize)]
+pub struct ThresholdStats {
+    #[serde(default)]
+    pub doc_count: u64,
+    #[serde(default)]
+    pub min_time: Option<MinAgg>,
+    #[serde(default)]
+    pub max_time: Option<MinAgg>,
+    #[serde(flatten)]
+    pub other: std::collections::BTreeMap<String, Value>,
+}
+
+impl ThresholdStats {
+    /// First and last time in epoch millis, the override's and the fallback's combined.
+    pub fn times(&self, fallback: Option<&FallbackAgg>) -> Option<(i64, i64)> {
+        let v = |m: &Option<MinAgg>| m.as_ref().and_then(|m| m.value);
+        let pick = |a: Option<f64>, b: Option<f64>, f: fn(f64, f64) -> f64| match (a, b) {
+            (Some(a), Some(b)) => Some(f(a, b)),
+            (a, b) => a.or(b),
+        };
+        let min = pick(
+            v(&self.min_time),
+            fallback.and_then(|f| v(&f.min)),
+            f64::min,
+        )?;
+        let max = pick(
+            v(&self.max_time),
+            fallback.and_then(|f| v(&f.max)),
+            f64::max,
+        )?;
+        Some((min as i64, max as i64))
+    }
+
+    /// The `value` of the sub-aggregation `name` (a `cardinality`).
+    pub fn count_of(&self, name: &str) -> u64 {
+        self.other
+            .get(name)
+            .and_then(|a| a.get("value"))
+            .and_then(Value::as_u64)
+            .unwrap_or(0)
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -76,6 +126,9 @@ pub struct Bucket {
     pub ingested_min: Option<MinAgg>,
     #[serde(default)]
     pub fallback: Option<FallbackAgg>,
+    /// Threshold rules: count, times, distinct counts.
+    #[serde(flatten)]
+    pub stats: ThresholdStats,
 }
 
 #[derive(Debug, Deserialize)]
@@ -89,6 +142,8 @@ pub struct MinAgg {
 pub struct FallbackAgg {
     #[serde(default)]
     pub min: Option<MinAgg>,
+    #[serde(default)]
+    pub max: Option<MinAgg>,
 }
 
 impl Bucket {

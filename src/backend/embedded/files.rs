@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::backend::{AlertDoc, Error, RuleState, WriteOutcome};
+use crate::backend::{threshold_signal, AlertDoc, Error, RuleState, ThresholdSignal, WriteOutcome};
 
 fn io_err(path: &Path, source: std::io::Error) -> Error {
     Error::Io {
@@ -22,6 +22,8 @@ fn io_err(path: &Path, source: std::io::Error) -> Error {
 pub struct AlertsFile {
     path: PathBuf,
     ids: HashSet<String>,
+    /// Threshold alerts' signal history entries, with their rule id.
+    threshold: Vec<(String, ThresholdSignal)>,
     /// The file ends without a newline (a torn write): start the next write on a new line.
     needs_newline: bool,
 }
@@ -31,6 +33,7 @@ impl AlertsFile {
     /// not an alert (e.g. a torn last line after a crash) is skipped with a warning.
     pub fn open(path: &Path) -> Result<AlertsFile, Error> {
         let mut ids = HashSet::new();
+        let mut threshold = Vec::new();
         let needs_newline = ends_without_newline(path);
         match File::open(path) {
             Ok(f) => {
@@ -39,7 +42,11 @@ impl AlertsFile {
                     if line.trim().is_empty() {
                         continue;
                     }
-                    let id = serde_json::from_str::<Value>(&line).ok().and_then(|v| {
+                    let doc = serde_json::from_str::<Value>(&line).ok();
+                    if let Some(entry) = doc.as_ref().and_then(history_entry) {
+                        threshold.push(entry);
+                    }
+                    let id = doc.and_then(|v| {
                         v.get("kibana.alert.uuid")
                             .and_then(Value::as_str)
                             .map(str::to_string)
@@ -62,8 +69,23 @@ impl AlertsFile {
         Ok(AlertsFile {
             path: path.to_path_buf(),
             ids,
+            threshold,
             needs_newline,
         })
+    }
+
+    /// The threshold signal history of `rule_id`: its threshold alerts whose last event is at
+    /// or after `since`.
+    pub fn threshold_history(
+        &self,
+        rule_id: &str,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> Vec<ThresholdSignal> {
+        self.threshold
+            .iter()
+            .filter(|(r, s)| r == rule_id && s.last >= since)
+            .map(|(_, s)| s.clone())
+            .collect()
     }
 
     pub fn path(&self) -> &Path {
@@ -87,6 +109,7 @@ impl AlertsFile {
             buf.push(b'\n');
         }
         let mut batch = HashSet::new();
+        let mut history = Vec::new();
         for a in alerts {
             if self.ids.contains(&a.id) || !batch.insert(a.id.as_str()) {
                 out.duplicates.push(a.id.clone());
@@ -96,6 +119,9 @@ impl AlertsFile {
                 Ok(()) => {
                     buf.push(b'\n');
                     out.created.push(a.id.clone());
+                    if let Some(entry) = history_entry(&a.doc) {
+                        history.push(entry);
+                    }
                 }
                 Err(e) => out.failed.push((a.id.clone(), e.to_string())),
             }
@@ -114,8 +140,15 @@ impl AlertsFile {
             self.needs_newline = false;
         }
         self.ids.extend(out.created.iter().cloned());
+        self.threshold.extend(history);
         Ok(out)
     }
+}
+
+/// (rule id, signal) of a threshold alert.
+fn history_entry(doc: &Value) -> Option<(String, ThresholdSignal)> {
+    let rule_id = doc.get("kibana.alert.rule.rule_id")?.as_str()?.to_string();
+    Some((rule_id, threshold_signal(doc)?))
 }
 
 fn ends_without_newline(path: &Path) -> bool {

@@ -24,7 +24,8 @@ pub use store::{Store, StoreBuilder, StoredDoc, EMBEDDED_INDEX};
 
 use crate::backend::{
     no_index_warning, AlertDoc, Backend, Cursor, Error, ExecStats, ExecutionRecord, Hit, NewTerm,
-    Page, QuerySpec, RuleState, TermsPage, WriteOutcome,
+    Page, QuerySpec, RuleState, TermsPage, ThresholdBucket, ThresholdPage, ThresholdSignal,
+    ThresholdSpec, WriteOutcome,
 };
 use crate::fields::{values_at, FieldCatalog};
 use crate::kql::Ast;
@@ -258,6 +259,49 @@ pub fn term_tuples(doc: &Value, fields: &[String], catalog: &FieldCatalog) -> Ve
 
 use crate::sync::lock;
 
+/// A term value as a `term` query compares it (Kibana sends threshold history values as
+/// strings: `${value}`).
+fn term_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// True when `doc` is covered by a signal-history entry: its primary time field at or before
+/// the entry's `last` (a `range` on the primary field: documents missing it never are, as in
+/// Kibana's filter) and every term among the document's values.
+fn excluded(doc: &Value, time: &crate::backend::TimeField, history: &[ThresholdSignal]) -> bool {
+    if history.is_empty() {
+        return false;
+    }
+    let mut vals = Vec::new();
+    values_at(doc, &time.primary, &mut vals);
+    let times: Vec<i64> = vals
+        .iter()
+        .filter_map(|v| crate::fields::date_millis(v))
+        .collect();
+    history.iter().any(|h| {
+        let last = h.last.timestamp_millis();
+        times.iter().any(|t| *t <= last)
+            && h.terms.iter().all(|(f, want)| {
+                let want = term_text(want);
+                let mut vs = Vec::new();
+                values_at(doc, f, &mut vs);
+                vs.iter().any(|v| term_text(&term_value(v)) == want)
+            })
+    })
+}
+
+/// One threshold bucket being counted.
+struct Counting {
+    terms: Vec<Value>,
+    count: u64,
+    distinct: Vec<HashSet<String>>,
+    first_ms: i64,
+    last_ms: i64,
+}
+
 /// The cache key of a query's match set.
 fn match_key(query: &Ast, filters: &[Value]) -> String {
     format!("{query:?}{filters:?}")
@@ -474,6 +518,86 @@ impl Backend for EmbeddedBackend {
             .collect())
     }
 
+    async fn threshold_page(
+        &self,
+        q: &QuerySpec<'_>,
+        spec: &ThresholdSpec,
+        exclude: &[ThresholdSignal],
+        size: usize,
+        after: Option<&Value>,
+        stats: &ExecStats,
+    ) -> Result<ThresholdPage, Error> {
+        let started = Instant::now();
+        if !indices_match(q.indices) {
+            stats.add_warning(no_index_warning(q.indices));
+            return Ok(ThresholdPage::default());
+        }
+        let after: Option<Vec<Value>> = after.and_then(|a| a.as_array().cloned());
+        let mut buckets: HashMap<Vec<String>, Counting> = HashMap::new();
+        for (t, i) in self.matching(q, millis(q.from), millis(q.to))? {
+            let doc = self.store.doc(i).source();
+            let mut vals = Vec::new();
+            if excluded(&doc, q.time, exclude) {
+                continue;
+            }
+            for tuple in self.tuples(&doc, &spec.fields) {
+                if let Some(a) = &after {
+                    if cmp_terms(&tuple, a) != std::cmp::Ordering::Greater {
+                        continue;
+                    }
+                }
+                let key: Vec<String> = tuple.iter().map(Value::to_string).collect();
+                let b = buckets.entry(key).or_insert_with(|| Counting {
+                    terms: tuple.clone(),
+                    count: 0,
+                    distinct: vec![HashSet::new(); spec.cardinality.len()],
+                    first_ms: t,
+                    last_ms: t,
+                });
+                b.count += 1;
+                b.first_ms = b.first_ms.min(t);
+                b.last_ms = b.last_ms.max(t);
+                for (f, set) in spec.cardinality.iter().zip(b.distinct.iter_mut()) {
+                    vals.clear();
+                    values_at(&doc, f, &mut vals);
+                    set.extend(vals.iter().map(|v| term_text(&term_value(v))));
+                }
+            }
+        }
+        let mut all: Vec<ThresholdBucket> = buckets
+            .into_values()
+            .map(|b| ThresholdBucket {
+                terms: b.terms,
+                count: b.count,
+                cardinality: b.distinct.iter().map(|s| s.len() as u64).collect(),
+                first_ms: b.first_ms,
+                last_ms: b.last_ms,
+            })
+            .collect();
+        all.sort_by(|a, b| cmp_terms(&a.terms, &b.terms));
+        let more = !spec.fields.is_empty() && all.len() > size;
+        all.truncate(size.max(1));
+        let after = if more {
+            all.last().map(|b| Value::Array(b.terms.clone()))
+        } else {
+            None
+        };
+        stats.add_search(started.elapsed());
+        Ok(ThresholdPage {
+            buckets: all,
+            after,
+        })
+    }
+
+    async fn threshold_history(
+        &self,
+        rule_id: &str,
+        since: DateTime<Utc>,
+        _stats: &ExecStats,
+    ) -> Result<Vec<ThresholdSignal>, Error> {
+        Ok(lock(&self.alerts).threshold_history(rule_id, since))
+    }
+
     async fn write_alerts(
         &self,
         alerts: &[AlertDoc],
@@ -574,5 +698,116 @@ mod tests {
         let a = ahead.match_set(&queries[0], &[]).unwrap();
         let count: u32 = a.iter().map(|w| w.count_ones()).sum();
         assert_eq!(count as usize, n.div_ceil(3));
+    }
+
+    #[tokio::test]
+    async fn threshold_buckets_explode_arrays_count_distinct_and_skip_history() {
+        let dir = tempfile::tempdir().unwrap();
+        let doc = |id: &str, t: &str, users: Value, ip: &str| {
+            serde_json::json!({"@timestamp": t, "event": {"id": id, "action": "A"},
+                "user": {"name": users}, "source": {"ip": ip}})
+        };
+        let docs = vec![
+            doc(
+                "1",
+                "2024-01-01T00:00:01Z",
+                serde_json::json!(["a", "b"]),
+                "10.0.0.1",
+            ),
+            doc(
+                "2",
+                "2024-01-01T00:00:02Z",
+                serde_json::json!("a"),
+                "10.0.0.2",
+            ),
+            doc(
+                "3",
+                "2024-01-01T00:00:03Z",
+                serde_json::json!("a"),
+                "10.0.0.2",
+            ),
+            doc(
+                "4",
+                "2024-01-01T00:00:04Z",
+                serde_json::json!("c"),
+                "10.0.0.3",
+            ),
+        ];
+        let (store, _) = Store::new(docs);
+        let b = EmbeddedBackend::new(
+            store,
+            FieldCatalog::builtin(),
+            &EmbeddedPaths {
+                alerts: dir.path().join("a.ndjson"),
+                state: dir.path().join("s.json"),
+                executions: dir.path().join("x.ndjson"),
+            },
+        )
+        .unwrap();
+        let query = crate::kql::parse("event.action: A").unwrap();
+        let indices = vec!["logs-*".to_string()];
+        let time = crate::backend::TimeField {
+            primary: "@timestamp".into(),
+            fallback_to_timestamp: false,
+        };
+        let q = QuerySpec {
+            indices: &indices,
+            query: &query,
+            filters: &[],
+            time: &time,
+            from: "2024-01-01T00:00:00Z".parse().unwrap(),
+            to: "2024-01-01T00:01:00Z".parse().unwrap(),
+        };
+        let spec = ThresholdSpec {
+            fields: vec!["user.name".into()],
+            cardinality: vec!["source.ip".into()],
+        };
+        let stats = ExecStats::default();
+        let p = b
+            .threshold_page(&q, &spec, &[], 2, None, &stats)
+            .await
+            .unwrap();
+        let got: Vec<(Value, u64, u64)> = p
+            .buckets
+            .iter()
+            .map(|b| (b.terms[0].clone(), b.count, b.cardinality[0]))
+            .collect();
+        assert_eq!(
+            got,
+            vec![("a".into(), 3, 2), ("b".into(), 1, 1)],
+            "the array document counts for a and b"
+        );
+        assert_eq!(p.buckets[0].first_ms, 1_704_067_201_000);
+        assert_eq!(p.buckets[0].last_ms, 1_704_067_203_000);
+        let rest = b
+            .threshold_page(&q, &spec, &[], 2, p.after.as_ref(), &stats)
+            .await
+            .unwrap();
+        assert_eq!(rest.buckets.len(), 1);
+        assert!(rest.after.is_none());
+        // a's documents up to 00:00:02 were alerted: only document 3 is counted for a, and
+        // the array document is left out whole (a `must_not` drops documents, not terms), so
+        // b has no bucket left
+        let history = vec![ThresholdSignal {
+            terms: vec![("user.name".into(), "a".into())],
+            last: "2024-01-01T00:00:02Z".parse().unwrap(),
+        }];
+        let p = b
+            .threshold_page(&q, &spec, &history, 10, None, &stats)
+            .await
+            .unwrap();
+        let got: Vec<(Value, u64)> = p
+            .buckets
+            .iter()
+            .map(|b| (b.terms[0].clone(), b.count))
+            .collect();
+        assert_eq!(got, vec![("a".into(), 1), ("c".into(), 1)]);
+        // no fields: one bucket of everything
+        let all = b
+            .threshold_page(&q, &ThresholdSpec::default(), &[], 10, None, &stats)
+            .await
+            .unwrap();
+        assert_eq!(all.buckets.len(), 1);
+        assert_eq!((all.buckets[0].count, all.buckets[0].terms.len()), (4, 0));
     }
 }
