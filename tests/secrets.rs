@@ -1,7 +1,8 @@
 //! Credentials never reach the output: `detectd` run with a known password, API key or a
 //! password in the URL against a dead cluster and against one that refuses every request must
 //! not print the secret (logs, errors, debug logs included). TLS verification is on by default;
-//! turning it off is a warning naming the setting.
+//! turning it off is a warning naming the setting. new_terms values reach the cluster as JSON
+//! values (terms `include`, `term` queries), never spliced into query text.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -180,4 +181,117 @@ async fn verify_tls_off_is_a_warning_naming_the_setting() {
         !out.contains("verify_tls"),
         "a warning with verification on:\n{out}"
     );
+}
+
+/// Every string leaf of `v` with its path (`aggs.new_terms.terms.include[0]`).
+fn string_leaves(v: &serde_json::Value, path: String, out: &mut Vec<(String, String)>) {
+    match v {
+        serde_json::Value::String(s) => out.push((path, s.clone())),
+        serde_json::Value::Array(a) => {
+            for (i, x) in a.iter().enumerate() {
+                string_leaves(x, format!("{path}[{i}]"), out);
+            }
+        }
+        serde_json::Value::Object(o) => {
+            for (k, x) in o {
+                string_leaves(x, format!("{path}.{k}"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[tokio::test]
+async fn new_terms_values_go_into_requests_as_json_values_never_as_query_text() {
+    use detectd::backend::{Backend, ExecStats, QuerySpec, TimeField};
+    const HOSTILE: &str = "x\" OR 1:1 \\";
+    let server = MockServer::start().await;
+    Mock::given(wiremock::matchers::path_regex("_field_caps$"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "indices": ["events-1"],
+            "fields": {
+                "user.name": {"keyword": {"type": "keyword", "searchable": true, "aggregatable": true}},
+                "event.action": {"keyword": {"type": "keyword", "searchable": true, "aggregatable": true}},
+                "@timestamp": {"date": {"type": "date", "searchable": true, "aggregatable": true}}
+            }
+        })))
+        .mount(&server)
+        .await;
+    Mock::given(wiremock::matchers::path("/"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            json!({"version": {"number": "7.10.2"}, "tagline": "You Know, for Search"}),
+        ))
+        .mount(&server)
+        .await;
+    Mock::given(any())
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "hits": {"hits": []},
+            "aggregations": {"new_terms": {"buckets": []}}
+        })))
+        .mount(&server)
+        .await;
+    let es = detectd::config::ElasticsearchConfig {
+        urls: vec![server.uri()],
+        ..Default::default()
+    };
+    let b = detectd::backend::elasticsearch::ElasticsearchBackend::new(
+        &es,
+        &detectd::config::AlertsConfig::default(),
+    )
+    .unwrap();
+    let indices = vec!["events".to_string()];
+    let query = detectd::kql::parse("event.action: *").unwrap();
+    let time = TimeField {
+        primary: "@timestamp".into(),
+        fallback_to_timestamp: true,
+    };
+    let q = QuerySpec {
+        indices: &indices,
+        query: &query,
+        filters: &[],
+        time: &time,
+        from: "2026-11-23T20:04:28Z".parse().unwrap(),
+        to: "2026-11-23T21:04:28Z".parse().unwrap(),
+    };
+    let history = "2026-11-16T20:04:28Z".parse().unwrap();
+    let stats = ExecStats::default();
+    let one = vec!["user.name".to_string()];
+    let two = vec!["user.name".to_string(), "event.action".to_string()];
+    b.new_terms(&q, &one, history, &[vec![json!(HOSTILE)]], &stats)
+        .await
+        .unwrap();
+    b.new_terms(
+        &q,
+        &two,
+        history,
+        &[vec![json!(HOSTILE), json!("GetUser")]],
+        &stats,
+    )
+    .await
+    .unwrap();
+
+    let mut found = Vec::new();
+    for r in server.received_requests().await.unwrap() {
+        let Ok(body) = serde_json::from_slice::<serde_json::Value>(&r.body) else {
+            continue;
+        };
+        let mut leaves = Vec::new();
+        string_leaves(&body, String::new(), &mut leaves);
+        for (path, s) in leaves {
+            if s.contains("OR 1:1") {
+                assert_eq!(s, HOSTILE, "the value was spliced into a string at {path}");
+                assert!(
+                    !path.contains("query_string"),
+                    "the value is query text at {path}"
+                );
+                assert!(
+                    path.contains("include") || path.contains(".term."),
+                    "the value at {path} is not a terms include or a term query"
+                );
+                found.push(path);
+            }
+        }
+    }
+    assert!(found.iter().any(|p| p.contains("include")), "{found:?}");
+    assert!(found.iter().any(|p| p.contains(".term.")), "{found:?}");
 }
