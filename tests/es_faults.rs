@@ -475,3 +475,40 @@ async fn bulk_items_that_keep_failing_fail_the_execution_and_only_they_are_retri
     assert_eq!(second.duplicates, 6 - first.failed_writes, "409 is success");
     assert_each_alert_once(&cluster, &[&first, &second], 6);
 }
+
+#[tokio::test]
+async fn a_rule_with_10000_values_is_reported_by_the_cluster_not_a_crash() {
+    let (server, cluster) = start(5).await;
+    let refused = fixture_body(
+        "075",
+        json!({"error": {"root_cause": [{"type": "too_many_clauses", "reason": "maxClauseCount is set to 1024"}], "type": "search_phase_execution_exception", "reason": "all shards failed"}, "status": 400}),
+    );
+    cluster.set_fault(Some(Box::new(move |kind, _, _| {
+        (kind == Kind::FirstPage).then(|| ResponseTemplate::new(400).set_body_json(refused.clone()))
+    })));
+    let values: Vec<String> = (0..10_000).map(|i| format!("\"user-{i}\"")).collect();
+    let text = format!(
+        "[metadata]\ncreation_date = \"2026/11/01\"\nmaturity = \"production\"\nupdated_date = \"2026/11/01\"\n[rule]\nauthor = [\"t\"]\ndescription = \"d\"\nindex = [\"events\"]\nlanguage = \"kuery\"\nlicense = \"Apache-2.0\"\nname = \"n\"\nrisk_score = 21\nrule_id = \"many-values\"\nseverity = \"low\"\ntype = \"query\"\nquery = '''\nuser.name: ({})\n'''\n",
+        values.join(" or ")
+    );
+    let rule = detectd::rules::load_str(&text, std::path::Path::new("many.toml"))
+        .unwrap()
+        .rule;
+    let exec = ExecRule::from_rule(&rule).unwrap();
+    let r = run(&exec, &backend(&server.uri(), 5)).await;
+    assert_eq!(r.status, Status::Failed, "{r:?}");
+    let msg = r.message.clone().unwrap_or_default();
+    assert!(
+        msg.contains("clause") || msg.contains("maxClauseCount"),
+        "{msg}"
+    );
+    // The request carried every value (one should clause each), as Kibana sends it.
+    let sent = server.received_requests().await.unwrap();
+    let body = sent
+        .iter()
+        .find(|r| r.url.path() == "/events/_search")
+        .map(|r| String::from_utf8_lossy(&r.body).to_string())
+        .unwrap();
+    assert!(body.contains("user-9999"));
+    assert_eq!(r.alerts_created, 0);
+}
