@@ -749,3 +749,41 @@ async fn a_restart_resumes_from_covered_until_with_no_window_lost_or_repeated() 
         .count();
     assert!(backfill >= 7, "{backfill} backfill windows");
 }
+
+#[tokio::test]
+async fn a_replay_restarted_from_its_start_resumes_where_the_saved_state_ends() {
+    let r = rule("r1", "5m", "now-6m");
+    let start = at("2024-05-01T10:00:00Z");
+    let end = start + Duration::hours(1);
+    // Uninterrupted: the reference windows.
+    let whole = Fake::ok();
+    replay(
+        vec![r.clone()],
+        whole.clone(),
+        Arc::new(MemoryStore::default()),
+        start,
+        options(end),
+    )
+    .await;
+    // Killed after 25 minutes, then the same command again (same --start, same --end).
+    let store = Arc::new(MemoryStore::default());
+    let first = Fake::ok();
+    replay(
+        vec![r.clone()],
+        first.clone(),
+        store.clone(),
+        start,
+        options(start + Duration::minutes(25)),
+    )
+    .await;
+    let second = Fake::ok();
+    replay(vec![r], second.clone(), store.clone(), start, options(end)).await;
+    let windows = |f: &Fake| f.calls().iter().map(|c| c.window).collect::<Vec<_>>();
+    let (a, b) = (windows(&first), windows(&second));
+    assert!(!a.is_empty() && !b.is_empty());
+    assert_eq!(
+        [a, b].concat(),
+        windows(&whole),
+        "the restart runs exactly the windows the uninterrupted replay ran after the kill"
+    );
+}

@@ -333,11 +333,11 @@ impl RecordSink<'_> {
 }
 
 fn read_lines(mut reader: Box<dyn BufRead + '_>, sink: &mut RecordSink<'_>) {
-    let mut line = String::new();
+    let mut bytes = Vec::new();
     let mut first = true;
     loop {
-        line.clear();
-        match reader.read_line(&mut line) {
+        bytes.clear();
+        match reader.read_until(b'\n', &mut bytes) {
             Ok(0) => return,
             Ok(_) => {}
             Err(e) => {
@@ -346,6 +346,19 @@ fn read_lines(mut reader: Box<dyn BufRead + '_>, sink: &mut RecordSink<'_>) {
                 return;
             }
         }
+        // A line that is not UTF-8 is one bad record, not the end of the file.
+        let line = match std::str::from_utf8(&bytes) {
+            Ok(l) => l,
+            Err(e) => {
+                first = false;
+                sink.record += 1;
+                sink.error(format!(
+                    "invalid UTF-8 at byte {} of the line: record skipped",
+                    e.valid_up_to()
+                ));
+                continue;
+            }
+        };
         let t = line.trim();
         if t.is_empty() {
             continue;

@@ -1,5 +1,5 @@
 //! Alerts through `_bulk` `create` with their deterministic ids: 409 = already written,
-//! rejected items (429, 5xx) retried with backoff.
+//! rejected items (429, 502–504) retried with backoff.
 
 use std::time::Instant;
 

@@ -70,6 +70,26 @@ impl Default for RetryPolicy {
     }
 }
 
+/// `url` without a password in its user info, for logs and errors.
+fn redacted_url(url: &url::Url) -> String {
+    let mut u = url.clone();
+    if u.password().is_some() {
+        let _ = u.set_password(Some("REDACTED"));
+    }
+    u.to_string()
+}
+
+/// [`redacted_url`] of a URL that may not parse: the text between `//` and `@` is dropped.
+fn redacted_url_text(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(u) => redacted_url(&u),
+        Err(_) => match (url.find("//"), url.rfind('@')) {
+            (Some(a), Some(b)) if b > a => format!("{}//REDACTED@{}", &url[..a], &url[b + 1..]),
+            _ => url.to_string(),
+        },
+    }
+}
+
 /// What is wrong with one rule's sources (or the alerts alias) at start-up.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HealthProblem {
@@ -108,11 +128,15 @@ impl ElasticsearchBackend {
             .first()
             .ok_or_else(|| Error::Unreachable("elasticsearch.urls is empty".into()))?;
         if es.urls.len() > 1 {
-            tracing::warn!(url = %first, count = es.urls.len(), "several elasticsearch urls: using the first");
+            tracing::warn!(url = %redacted_url_text(first), count = es.urls.len(), "several elasticsearch urls: using the first");
         }
-        let url = url::Url::parse(first)
-            .map_err(|e| Error::Unreachable(format!("elasticsearch url {first}: {e}")))?;
-        let mut builder = TransportBuilder::new(SingleNodeConnectionPool::new(url))
+        let url = url::Url::parse(first).map_err(|e| {
+            Error::Unreachable(format!(
+                "elasticsearch url {}: {e}",
+                redacted_url_text(first)
+            ))
+        })?;
+        let mut builder = TransportBuilder::new(SingleNodeConnectionPool::new(url.clone()))
             .timeout(Duration::from_secs(es.timeout_secs.max(1)))
             .disable_proxy();
         if let Some(key) = &es.api_key {
@@ -124,6 +148,12 @@ impl ElasticsearchBackend {
             ));
         }
         if !es.verify_tls {
+            tracing::warn!(
+                setting = "elasticsearch.verify_tls",
+                url = %redacted_url(&url),
+                "elasticsearch.verify_tls = false: TLS certificates are not verified, so anyone \
+                 on the path can read the credentials and alerts; use elasticsearch.ca_file instead"
+            );
             builder = builder.cert_validation(CertificateValidation::None);
         } else if let Some(ca) = &es.ca_file {
             let pem = std::fs::read(ca).map_err(|e| Error::Io {

@@ -116,6 +116,12 @@ impl ElasticsearchBackend {
                 .map(|f| f.get("reason").map(describe_error).unwrap_or_default())
                 .collect();
             tracing::warn!(operation = op, failed_shards = resp.shards.failed, reasons = ?reasons, "partial results: some shards failed");
+            // On the execution record too: events on the failed shards were not seen.
+            stats.add_warning(format!(
+                "partial results: {} shard(s) failed: {}",
+                resp.shards.failed,
+                reasons.join("; ")
+            ));
         }
         Ok(resp)
     }

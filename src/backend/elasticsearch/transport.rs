@@ -1,5 +1,5 @@
 //! The HTTP call every request goes through: one round trip counted per request, whole-request
-//! 429/502–504 retried with exponential backoff, transport failures mapped to
+//! 429/502–504 retried with exponential backoff (at least the server's `Retry-After`), transport failures mapped to
 //! [`Error::Unreachable`], error bodies read into [`Error::Request`] naming the operation.
 
 use elasticsearch::http::headers::{HeaderMap, HeaderValue, CONTENT_TYPE};
@@ -77,7 +77,7 @@ impl ElasticsearchBackend {
 
 impl Transport {
     /// One HTTP request: counts the round trip, retries whole-request rejections (429,
-    /// 502–504) with backoff, maps transport failures to [`Error::Unreachable`].
+    /// 502–504) with backoff (at least the reply's `Retry-After`, at most a minute), maps transport failures to [`Error::Unreachable`].
     pub(super) async fn call(
         &self,
         op: &str,
@@ -119,6 +119,7 @@ impl Transport {
                 Err(e) => return Err(Error::Unreachable(format!("{op}: {e}"))),
             };
             let status = resp.status_code().as_u16();
+            let retry_after = retry_after(resp.headers());
             let text = resp
                 .text()
                 .await
@@ -133,8 +134,11 @@ impl Transport {
                     .iter()
                     .any(|t| t == "too_many_buckets_exception");
             if retryable && attempt < self.retry.retries {
-                let delay = self.retry.base_delay * 2u32.saturating_pow(attempt);
-                tracing::warn!(operation = op, status, attempt, delay_ms = delay.as_millis() as u64, reason = %error_reason(&body_json), "elasticsearch rejected the request, retrying");
+                let backoff = self.retry.base_delay * 2u32.saturating_pow(attempt);
+                // The server's `Retry-After` (seconds) is honoured, bounded so one reply cannot
+                // park an execution past its timeout.
+                let delay = retry_after.map_or(backoff, |ra| ra.min(MAX_RETRY_AFTER).max(backoff));
+                tracing::warn!(operation = op, status, attempt, delay_ms = delay.as_millis() as u64, retry_after_s = retry_after.map(|d| d.as_secs()), reason = %error_reason(&body_json), "elasticsearch rejected the request, retrying");
                 tokio::time::sleep(delay).await;
                 attempt += 1;
                 continue;
@@ -145,6 +149,16 @@ impl Transport {
             });
         }
     }
+}
+
+/// The longest `Retry-After` honoured.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+
+/// A `Retry-After` header in seconds (the HTTP-date form is ignored: Elasticsearch and the
+/// proxies in front of it send seconds).
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let v = headers.get("retry-after")?.to_str().ok()?.trim();
+    v.parse::<u64>().ok().map(Duration::from_secs)
 }
 
 pub(super) fn error_reason(body: &Value) -> String {

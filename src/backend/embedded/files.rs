@@ -29,11 +29,15 @@ pub struct AlertsFile {
 }
 
 impl AlertsFile {
-    /// Opens (or prepares to create) the alerts file and reads the ids it holds. A line that is
-    /// not an alert (e.g. a torn last line after a crash) is skipped with a warning.
+    /// Opens (or prepares to create) the alerts file and reads the ids it holds. A torn last
+    /// line (a write cut short by a crash: no newline, not an alert) is cut off the file with a
+    /// warning; its alert is written again when its window is re-run (the state never advances
+    /// past a window whose alerts were not synced). Any other line that is not an alert is
+    /// skipped with a warning.
     pub fn open(path: &Path) -> Result<AlertsFile, Error> {
         let mut ids = HashSet::new();
         let mut threshold = Vec::new();
+        repair_torn_tail(path)?;
         let needs_newline = ends_without_newline(path);
         match File::open(path) {
             Ok(f) => {
@@ -151,6 +155,54 @@ fn history_entry(doc: &Value) -> Option<(String, ThresholdSignal)> {
     Some((rule_id, threshold_signal(doc)?))
 }
 
+/// Cuts a torn last line (no newline at the end and not a JSON document) off the file.
+fn repair_torn_tail(path: &Path) -> Result<(), Error> {
+    use std::io::{Read, Seek, SeekFrom};
+    if !ends_without_newline(path) {
+        return Ok(());
+    }
+    let mut f = match OpenOptions::new().read(true).write(true).open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io_err(path, e)),
+    };
+    let len = f.metadata().map_err(|e| io_err(path, e))?.len();
+    // Read back from the end in chunks until the previous newline.
+    let mut tail: Vec<u8> = Vec::new();
+    let mut pos = len;
+    let keep = loop {
+        if pos == 0 {
+            break 0;
+        }
+        let n = pos.min(64 * 1024);
+        pos -= n;
+        let mut chunk = vec![0u8; n as usize];
+        f.seek(SeekFrom::Start(pos)).map_err(|e| io_err(path, e))?;
+        f.read_exact(&mut chunk).map_err(|e| io_err(path, e))?;
+        if let Some(i) = memchr::memrchr(b'\n', &chunk) {
+            chunk.drain(..=i);
+            chunk.extend_from_slice(&tail);
+            tail = chunk;
+            break pos + i as u64 + 1;
+        }
+        chunk.extend_from_slice(&tail);
+        tail = chunk;
+    };
+    if serde_json::from_slice::<Value>(&tail).is_ok() {
+        // A whole document without its newline: kept (the next write starts a new line).
+        return Ok(());
+    }
+    f.set_len(keep).map_err(|e| io_err(path, e))?;
+    f.sync_data().map_err(|e| io_err(path, e))?;
+    tracing::warn!(
+        file = %path.display(),
+        offset = keep,
+        bytes = len - keep,
+        "cut a torn last line off the alerts file (a write interrupted by a crash)"
+    );
+    Ok(())
+}
+
 fn ends_without_newline(path: &Path) -> bool {
     use std::io::{Read, Seek, SeekFrom};
     let Ok(mut f) = File::open(path) else {
@@ -262,15 +314,45 @@ mod tests {
     }
 
     #[test]
-    fn torn_last_line_is_skipped() {
+    fn torn_last_line_is_cut_off() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("alerts.ndjson");
         std::fs::write(&p, "{\"kibana.alert.uuid\":\"a\"}\n{\"kibana.al").unwrap();
         let mut f = AlertsFile::open(&p).unwrap();
         assert_eq!(f.len(), 1);
+        assert_eq!(
+            std::fs::read_to_string(&p).unwrap(),
+            "{\"kibana.alert.uuid\":\"a\"}\n"
+        );
         f.write(&[alert("b")]).unwrap();
         let f = AlertsFile::open(&p).unwrap();
-        assert_eq!(f.len(), 2, "the new alert starts on its own line");
+        assert_eq!(f.len(), 2);
+        assert_eq!(std::fs::read_to_string(&p).unwrap().lines().count(), 2);
+    }
+
+    #[test]
+    fn torn_only_line_empties_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("alerts.ndjson");
+        std::fs::write(&p, "{\"kibana.alert.uu").unwrap();
+        let f = AlertsFile::open(&p).unwrap();
+        assert!(f.is_empty());
+        assert_eq!(std::fs::read(&p).unwrap(), b"");
+    }
+
+    #[test]
+    fn whole_last_alert_without_newline_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("alerts.ndjson");
+        std::fs::write(&p, "{\"kibana.alert.uuid\":\"a\"}").unwrap();
+        let mut f = AlertsFile::open(&p).unwrap();
+        assert_eq!(f.len(), 1);
+        f.write(&[alert("b")]).unwrap();
+        assert_eq!(
+            AlertsFile::open(&p).unwrap().len(),
+            2,
+            "the new alert starts on its own line"
+        );
     }
 
     #[test]
