@@ -358,7 +358,7 @@ async fn a_500_fails_the_execution_without_retrying() {
 }
 
 #[tokio::test]
-async fn shard_failures_alert_what_was_found_and_say_so() {
+async fn shard_failures_alert_what_was_found_say_so_and_fail_the_window() {
     let (server, cluster) = start(5).await;
     let c2 = cluster.clone();
     cluster.set_fault(Some(Box::new(move |kind, _, r| {
@@ -369,8 +369,11 @@ async fn shard_failures_alert_what_was_found_and_say_so() {
             ResponseTemplate::new(200).set_body_json(v)
         })
     })));
-    let r = run(&rule(100), &backend(&server.uri(), 5)).await;
-    assert_failed_or_complete(&r, 5);
+    let b = backend(&server.uri(), 5);
+    let r = run(&rule(100), &b).await;
+    // what the good shard found is alerted, the failure is on the record, and the execution
+    // fails so the scheduler keeps the window and searches it again (as Kibana does)
+    assert_eq!(r.status, Status::Failed, "{r:?}");
     assert_eq!(r.alerts_created, 5, "{r:?}");
     assert!(
         r.warnings
@@ -378,7 +381,12 @@ async fn shard_failures_alert_what_was_found_and_say_so() {
             .any(|w| w.contains("shard") && w.contains("boom")),
         "a partial result is on the execution record: {r:?}"
     );
-    assert_each_alert_once(&cluster, &[&r], 5);
+    // the shard is back: the re-run succeeds and creates nothing twice
+    cluster.set_fault(None);
+    let again = run(&rule(100), &b).await;
+    assert_eq!(again.status, Status::Succeeded, "{again:?}");
+    assert_eq!(again.duplicates, 5);
+    assert_each_alert_once(&cluster, &[&r, &again], 5);
 }
 
 #[tokio::test]

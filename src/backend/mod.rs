@@ -271,6 +271,9 @@ pub struct ExecStats {
     /// Warnings for the execution record (the execution still succeeds), e.g. index patterns
     /// that match no index.
     pub warnings: std::sync::Mutex<Vec<String>>,
+    /// Some of the window was not searched (shards failed): what was found is alerted, but the
+    /// execution fails so the scheduler searches the window again.
+    pub incomplete: std::sync::atomic::AtomicBool,
 }
 
 impl ExecStats {

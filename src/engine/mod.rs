@@ -233,8 +233,16 @@ pub async fn execute(
         warnings.push(MAX_SIGNALS_WARNING.to_string());
     }
     let not_runnable = matches!(outcome, Err(Error::Rejected { .. }));
+    let incomplete = stats.incomplete.load(std::sync::atomic::Ordering::Relaxed);
     let (status, message) = match outcome {
         Err(e) => (Status::Failed, Some(e.to_string())),
+        Ok(()) if incomplete => (
+            Status::Failed,
+            Some(
+                "partial results: some shards failed; the alerts found were written and the window will be searched again"
+                    .to_string(),
+            ),
+        ),
         Ok(()) if !sink.failed.is_empty() => (
             Status::PartialFailure,
             Some(format!(

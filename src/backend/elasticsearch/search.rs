@@ -116,7 +116,11 @@ impl ElasticsearchBackend {
                 .map(|f| f.get("reason").map(describe_error).unwrap_or_default())
                 .collect();
             tracing::warn!(operation = op, failed_shards = resp.shards.failed, reasons = ?reasons, "partial results: some shards failed");
-            // On the execution record too: events on the failed shards were not seen.
+            // On the execution record too: events on the failed shards were not seen, so the
+            // execution fails (as Kibana's does) and the window is searched again.
+            stats
+                .incomplete
+                .store(true, std::sync::atomic::Ordering::Relaxed);
             stats.add_warning(format!(
                 "partial results: {} shard(s) failed: {}",
                 resp.shards.failed,
