@@ -39,7 +39,7 @@ impl ElasticsearchBackend {
 
     /// Writes what the background writer holds (shutdown; before reading state back).
     pub async fn flush_writes(&self) -> Result<(), Error> {
-        self.writer.flush(&self.transport).await
+        self.writer.flush().await
     }
 
     /// Flushes our own pending writes, then refreshes `index` so a search sees them (a missing

@@ -96,11 +96,10 @@ impl Writer {
 
     /// Sends everything handed over so far; the error of the last attempt when some of it
     /// could not be written (it stays buffered and is tried again).
-    pub(super) async fn flush(&self, transport: &Arc<Transport>) -> Result<(), Error> {
+    pub(super) async fn flush(&self) -> Result<(), Error> {
         let Some(tx) = self.tx.get() else {
             return Ok(()); // nothing was ever handed over
         };
-        let _ = transport; // the task holds its own
         let (done, wait) = oneshot::channel();
         tx.send(Msg::Flush(done))
             .map_err(|_| Error::Unreachable("the state writer has stopped".into()))?;
