@@ -302,7 +302,7 @@ impl Executor for EngineExecutor {
         let Some(rule) = rule else {
             return ExecutionOutcome::failed(format!("rule {rule_id} is no longer loaded"));
         };
-        let uuid = execution_uuid(rule_id, started_at, window);
+        let uuid = crate::scheduler::execution_uuid(rule_id, started_at, window);
         let w = Window {
             from: window.from,
             to: window.to,
@@ -338,27 +338,11 @@ impl Executor for EngineExecutor {
     }
 }
 
-/// A stable execution id for `kibana.alert.rule.execution.uuid`.
-fn execution_uuid(rule_id: &str, started_at: DateTime<Utc>, w: SchedWindow) -> String {
-    use sha2::{Digest, Sha256};
-    let mut h = Sha256::new();
-    h.update(format!("{rule_id}|{started_at}|{}|{}", w.from, w.to).as_bytes());
-    let b = h.finalize();
-    format!(
-        "{}-{}-{}-{}-{}",
-        hex::encode(&b[0..4]),
-        hex::encode(&b[4..6]),
-        hex::encode(&b[6..8]),
-        hex::encode(&b[8..10]),
-        hex::encode(&b[10..16])
-    )
-}
-
-/// The scheduler's outcome of an engine result. Alerts that could not be written make the
-/// execution failed, so its window is not marked covered and is retried.
 /// How an execution record's message starts when the cluster refused the rule for good.
 pub const NOT_RUNNABLE: &str = "not runnable on this cluster";
 
+/// The scheduler's outcome of an engine result. Alerts that could not be written make the
+/// execution failed, so its window is not marked covered and is retried.
 fn outcome(res: &ExecutionResult) -> ExecutionOutcome {
     let status = match res.status {
         _ if res.failed_writes > 0 => ExecutionStatus::Failed,

@@ -688,7 +688,7 @@ impl RuleRun {
             e.window.to.timestamp_millis(),
         );
         let exec = &self.rule.exec;
-        let uuid = execution_uuid(&exec.rule_id, e.started_at, e.window);
+        let uuid = crate::scheduler::execution_uuid(&exec.rule_id, e.started_at, e.window);
         let ctx = AlertContext {
             rule_fields: &exec.rule_fields,
             rule_id: &exec.rule_id,
@@ -778,22 +778,6 @@ impl RuleRun {
         }
         created as u64
     }
-}
-
-/// The execution uuid the service gives an execution (`service::execution_uuid`).
-fn execution_uuid(rule_id: &str, started_at: DateTime<Utc>, w: Window) -> String {
-    use sha2::{Digest, Sha256};
-    let mut h = Sha256::new();
-    h.update(format!("{rule_id}|{started_at}|{}|{}", w.from, w.to).as_bytes());
-    let b = h.finalize();
-    format!(
-        "{}-{}-{}-{}-{}",
-        hex::encode(&b[0..4]),
-        hex::encode(&b[4..6]),
-        hex::encode(&b[6..8]),
-        hex::encode(&b[8..10]),
-        hex::encode(&b[10..16])
-    )
 }
 
 #[cfg(test)]

@@ -20,8 +20,8 @@ pub use plan::{
     Window, WindowKind,
 };
 pub use record::{
-    format_status_json, format_status_text, status_report, ExecutionOutcome, ExecutionRecordDoc,
-    ExecutionStatus, Executor, RuleStatus,
+    execution_uuid, format_status_json, format_status_text, status_report, ExecutionOutcome,
+    ExecutionRecordDoc, ExecutionStatus, Executor, RuleStatus,
 };
 pub use runner::{RunSummary, Scheduler, SchedulerError, SchedulerHandle, SchedulerOptions};
 pub use setup::{clock_for_run, parse_cron, RunClock};

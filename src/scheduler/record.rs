@@ -137,6 +137,23 @@ impl ExecutionRecordDoc {
     }
 }
 
+/// A stable execution id for `kibana.alert.rule.execution.uuid`: the same rule, start and
+/// window give the same id (the service and `detectd hunt` both use it, so their alerts agree).
+pub fn execution_uuid(rule_id: &str, started_at: DateTime<Utc>, w: Window) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(format!("{rule_id}|{started_at}|{}|{}", w.from, w.to).as_bytes());
+    let b = h.finalize();
+    format!(
+        "{}-{}-{}-{}-{}",
+        hex::encode(&b[0..4]),
+        hex::encode(&b[4..6]),
+        hex::encode(&b[6..8]),
+        hex::encode(&b[8..10]),
+        hex::encode(&b[10..16])
+    )
+}
+
 /// One line of `detectd status`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RuleStatus {
