@@ -59,6 +59,9 @@ pub struct EmbeddedConfig {
     /// MaxMind-format databases for `source.geo.*` (City or Country) and `source.as.*` (ASN),
     /// as Elasticsearch's GeoLite2 databases; none by default (the fields are then absent).
     pub geoip_databases: Vec<PathBuf>,
+    /// How often a live `detectd run` looks for files added to (or grown in) `data`
+    /// (`10s`, `1m`, ...; `off` never looks).
+    pub watch_interval: String,
 }
 
 /// The Elasticsearch backend's connection.
@@ -145,6 +148,7 @@ impl Default for EmbeddedConfig {
             state_file: PathBuf::from("state.json"),
             executions_file: PathBuf::from("executions.ndjson"),
             geoip_databases: Vec::new(),
+            watch_interval: "10s".to_string(),
         }
     }
 }

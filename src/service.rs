@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::backend::elasticsearch::ElasticsearchBackend;
-use crate::backend::embedded::{EmbeddedBackend, EmbeddedPaths, Store, StoreBuilder};
+use crate::backend::embedded::{DataWatcher, EmbeddedBackend, EmbeddedPaths, Store, StoreBuilder};
 use crate::backend::{Backend, ExecutionRecord, RuleState};
 use crate::config::{BackendKind, Config};
 use crate::engine::{ExecRule, ExecutionResult, Status, Window};
@@ -123,14 +123,45 @@ pub fn normalize_options(cfg: &Config) -> anyhow::Result<crate::ecs::NormalizeOp
 /// than the cluster): `(rule_id, name, reason)`.
 pub type NotRunnable = (String, String, String);
 
+/// The embedded backend's data watcher and how often it looks (`embedded.watch_interval`).
+pub struct Watching {
+    pub backend: Arc<EmbeddedBackend>,
+    pub watcher: DataWatcher,
+    pub every: std::time::Duration,
+}
+
+/// `embedded.watch_interval`: `None` for `off`.
+pub fn watch_interval(cfg: &Config) -> anyhow::Result<Option<std::time::Duration>> {
+    let s = cfg.embedded.watch_interval.trim();
+    if s.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    let d = crate::time::parse_interval(s)
+        .ok()
+        .and_then(|d| d.to_std().ok())
+        .with_context(|| {
+            format!(
+                "embedded.watch_interval: `{s}` is not a duration such as `10s` or `1m`, nor `off`"
+            )
+        })?;
+    Ok(Some(d))
+}
+
+/// The backend, the rules it cannot run, and (embedded, unless `watch_interval = "off"`) the
+/// watcher of its data files.
 pub async fn open_backend(
     cfg: &Config,
     rules: &[RunnableRule],
-) -> anyhow::Result<(Arc<dyn Backend>, Vec<NotRunnable>)> {
+) -> anyhow::Result<(Arc<dyn Backend>, Vec<NotRunnable>, Option<Watching>)> {
     match cfg.backend {
         BackendKind::Embedded => {
             let data = cfg.embedded.data.clone();
             let opts = normalize_options(cfg)?;
+            let every = watch_interval(cfg)?;
+            // Taken before the files are read: a file that changes while they load is read
+            // again by the first look.
+            let watcher = every
+                .map(|_| DataWatcher::new(&data, opts.clone(), std::time::Duration::from_secs(2)));
             let store = tokio::task::spawn_blocking(move || load_store(&data, &opts))
                 .await
                 .context("loading embedded data")?;
@@ -182,7 +213,12 @@ pub async fn open_backend(
                 // The executions build what they need themselves (and report it).
                 Err(e) => tracing::warn!(error = %e, "evaluating rule queries ahead failed"),
             }
-            Ok((backend, Vec::new()))
+            let watching = watcher.zip(every).map(|(watcher, every)| Watching {
+                backend: backend.clone(),
+                watcher,
+                every,
+            });
+            Ok((backend, Vec::new(), watching))
         }
         BackendKind::Elasticsearch => {
             let backend = ElasticsearchBackend::new(&cfg.elasticsearch, &cfg.alerts)?;
@@ -222,7 +258,7 @@ pub async fn open_backend(
             for p in backend.health_check(&targets).await {
                 tracing::warn!(rule = %p.rule_id, name = %p.rule_name, problem = %p.problem, "health check");
             }
-            Ok((Arc::new(backend), refused))
+            Ok((Arc::new(backend), refused, None))
         }
     }
 }
@@ -436,7 +472,7 @@ pub async fn run(
         })
         .collect();
     let run_clock = clock_for_run(opts.start.as_deref(), opts.end.as_deref(), Utc::now())?;
-    let (backend, refused) = open_backend(&cfg, &rules).await?;
+    let (backend, refused, watching) = open_backend(&cfg, &rules).await?;
     let health = Arc::new(Health::default());
     // Rules the cluster cannot run: reported once here, never scheduled.
     let mut schedule = schedule;
@@ -488,6 +524,10 @@ pub async fn run(
             .with_context(|| format!("binding the http endpoint on {}", cfg.http.listen))?;
         tracing::info!(address = %addr, "serving /healthz, /readyz, /metrics");
     }
+    // A run that goes on live looks for new data files; a replay that ends does not.
+    if let Some(w) = watching.filter(|_| run_clock.end.is_none()) {
+        tokio::spawn(watch_data(w, cancel.clone()));
+    }
     let mut triggers = reload_triggers(
         Some(cfg.rules_dir.clone()),
         std::time::Duration::from_secs(5),
@@ -523,6 +563,56 @@ pub async fn run(
     }
     let tally = std::mem::take(&mut *crate::sync::lock(&executor.tally));
     Ok(RunOutcome { summary, tally })
+}
+
+/// Looks at the embedded data files every `w.every` until `cancel`, adding what is new to the
+/// store (see `backend::embedded::DataWatcher`).
+async fn watch_data(w: Watching, cancel: tokio_util::sync::CancellationToken) {
+    let Watching {
+        backend,
+        mut watcher,
+        every,
+    } = w;
+    tracing::info!(files = watcher.files(), every = ?every, "watching the embedded data for new files");
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+        let b = backend.clone();
+        let looked = tokio::task::spawn_blocking(move || {
+            let started = Instant::now();
+            let res = watcher.poll(
+                &b,
+                Utc::now(),
+                &mut |e| tracing::warn!(error = %e, "record skipped"),
+            );
+            (watcher, res, started.elapsed())
+        })
+        .await;
+        match looked {
+            Ok((back, res, took)) => {
+                watcher = back;
+                match res {
+                    Ok(s) if s.files > 0 => tracing::info!(
+                        files = s.files,
+                        documents = s.documents,
+                        already_stored = s.known,
+                        errors = s.errors,
+                        store = backend.store().len(),
+                        seconds = took.as_secs_f64(),
+                        "new embedded data read"
+                    ),
+                    Ok(_) => {}
+                    Err(e) => tracing::error!(error = %e, "new embedded data not added"),
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "the embedded data watcher stopped");
+                return;
+            }
+        }
+    }
 }
 
 /// The configured backend's name.

@@ -9,10 +9,11 @@
 
 mod files;
 mod store;
+mod watch;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
 use async_trait::async_trait;
@@ -21,6 +22,7 @@ use serde_json::Value;
 
 pub use files::{read_records, read_state, AlertsFile};
 pub use store::{Store, StoreBuilder, StoredDoc, EMBEDDED_INDEX};
+pub use watch::{DataWatcher, PollSummary};
 
 use crate::backend::{
     no_index_warning, AlertDoc, Backend, Cursor, Error, ExecStats, ExecutionRecord, Hit, NewTerm,
@@ -38,15 +40,28 @@ type MatchSet = Arc<Vec<u64>>;
 
 /// The embedded backend.
 pub struct EmbeddedBackend {
-    store: Arc<Store>,
+    /// The documents; replaced by a larger store when files arrive during a live run
+    /// ([`EmbeddedBackend::append`]). An execution works on the store it took at its start.
+    store: RwLock<Arc<Store>>,
     catalog: FieldCatalog,
-    /// Per query (KQL + filters): the documents it matches, computed once (the store is
-    /// immutable), so a window is a range scan over bits and only hits are parsed.
-    matches: Mutex<HashMap<String, MatchSet>>,
+    /// Per query (KQL + filters): the documents it matches, computed once per document (stores
+    /// only grow and never renumber), so a window is a range scan over bits and only hits are
+    /// parsed.
+    matches: Mutex<HashMap<String, MatchEntry>>,
+    /// Held by [`EmbeddedBackend::append`]: one append at a time builds on the latest store.
+    appending: Mutex<()>,
     alerts: Mutex<AlertsFile>,
     state_path: PathBuf,
     state: Mutex<BTreeMap<String, RuleState>>,
     executions_path: PathBuf,
+}
+
+/// A query's compiled matcher and its match set over the first `docs` documents.
+#[derive(Clone)]
+struct MatchEntry {
+    matcher: DocMatcher,
+    bits: MatchSet,
+    docs: usize,
 }
 
 /// Where the embedded backend writes.
@@ -67,9 +82,10 @@ impl EmbeddedBackend {
         let alerts = AlertsFile::open(&paths.alerts)?;
         let state = files::read_state(&paths.state)?;
         Ok(EmbeddedBackend {
-            store: Arc::new(store),
+            store: RwLock::new(Arc::new(store)),
             catalog,
             matches: Mutex::new(HashMap::new()),
+            appending: Mutex::new(()),
             alerts: Mutex::new(alerts),
             state_path: paths.state.clone(),
             state: Mutex::new(state),
@@ -77,8 +93,49 @@ impl EmbeddedBackend {
         })
     }
 
-    pub fn store(&self) -> &Store {
-        &self.store
+    /// The current store (later appends make a new one).
+    pub fn store(&self) -> Arc<Store> {
+        crate::sync::read(&self.store).clone()
+    }
+
+    /// Adds the documents of `docs` that are not stored yet (same id and `@timestamp`), making
+    /// them visible to the executions that start afterwards; every match set computed so far
+    /// is extended over them first (each new document parsed once). Returns how many were
+    /// added.
+    pub fn append(&self, docs: StoreBuilder) -> Result<usize, Error> {
+        let _one_at_a_time = lock(&self.appending);
+        let old = self.store();
+        let Some(new) = old.append(docs) else {
+            return Ok(0);
+        };
+        let added = new.len() - old.len();
+        let entries: Vec<(String, MatchEntry)> = lock(&self.matches)
+            .iter()
+            .map(|(k, e)| (k.clone(), e.clone()))
+            .collect();
+        // Entries cover at least `old.len()` documents (a set built since the snapshot may
+        // cover more: it is kept as it is).
+        let todo: Vec<&(String, MatchEntry)> =
+            entries.iter().filter(|(_, e)| e.docs < new.len()).collect();
+        let matchers: Vec<&DocMatcher> = todo.iter().map(|(_, e)| &e.matcher).collect();
+        let from = todo.iter().map(|(_, e)| e.docs).min().unwrap_or(new.len());
+        let sets = build_sets(&new, &matchers, from)?;
+        {
+            let mut cache = lock(&self.matches);
+            for ((key, e), fresh) in todo.into_iter().zip(sets) {
+                let bits = extend_bits(&e.bits, e.docs, fresh);
+                cache.insert(
+                    key.clone(),
+                    MatchEntry {
+                        matcher: e.matcher.clone(),
+                        bits: Arc::new(bits),
+                        docs: new.len(),
+                    },
+                );
+            }
+        }
+        *crate::sync::write(&self.store) = Arc::new(new);
+        Ok(added)
     }
 
     /// Alerts in the alerts file (including earlier runs).
@@ -86,14 +143,34 @@ impl EmbeddedBackend {
         lock(&self.alerts).len()
     }
 
-    fn match_set(&self, query: &Ast, filters: &[Value]) -> Result<MatchSet, Error> {
+    /// The match set of a query over (at least) the documents of `store`.
+    fn match_set(&self, store: &Store, query: &Ast, filters: &[Value]) -> Result<MatchSet, Error> {
         let key = match_key(query, filters);
-        if let Some(m) = lock(&self.matches).get(&key) {
-            return Ok(m.clone());
+        let cached = lock(&self.matches).get(&key).cloned();
+        let (matcher, old, covered) = match cached {
+            Some(e) if e.docs >= store.len() => return Ok(e.bits),
+            Some(e) => (e.matcher, Some(e.bits), e.docs),
+            None => (compile(query, filters, &self.catalog)?, None, 0),
+        };
+        let fresh = build_sets(store, &[&matcher], covered)?
+            .pop()
+            .unwrap_or_default();
+        let bits = Arc::new(match &old {
+            Some(old) => extend_bits(old, covered, fresh),
+            None => fresh,
+        });
+        let mut cache = lock(&self.matches);
+        let keep = cache.get(&key).is_some_and(|e| e.docs >= store.len());
+        if !keep {
+            cache.insert(
+                key,
+                MatchEntry {
+                    matcher,
+                    bits: bits.clone(),
+                    docs: store.len(),
+                },
+            );
         }
-        let m = compile(query, filters, &self.catalog)?;
-        let bits = Arc::new(self.build_sets(&[&m])?.remove(0));
-        lock(&self.matches).insert(key, bits.clone());
         Ok(bits)
     }
 
@@ -103,6 +180,7 @@ impl EmbeddedBackend {
     /// embedded data, already built, or that do not compile (their executions report it) are
     /// left out. Returns how many sets were built.
     pub fn prepare(&self, queries: &[(&[String], &Ast, &[Value])]) -> Result<usize, Error> {
+        let store = self.store();
         let mut todo: Vec<(String, DocMatcher)> = Vec::new();
         {
             let cached = lock(&self.matches);
@@ -120,82 +198,37 @@ impl EmbeddedBackend {
             }
         }
         let matchers: Vec<&DocMatcher> = todo.iter().map(|(_, m)| m).collect();
-        let sets = self.build_sets(&matchers)?;
+        let sets = build_sets(&store, &matchers, 0)?;
         let built = sets.len();
         let mut cached = lock(&self.matches);
-        for ((key, _), bits) in todo.into_iter().zip(sets) {
-            cached.insert(key, Arc::new(bits));
+        for ((key, matcher), bits) in todo.into_iter().zip(sets) {
+            cached.insert(
+                key,
+                MatchEntry {
+                    matcher,
+                    bits: Arc::new(bits),
+                    docs: store.len(),
+                },
+            );
         }
         Ok(built)
     }
 
-    /// One bitset per matcher over the whole store (alerts never match), each document parsed
-    /// once; the store is cut into contiguous ranges of 64-document words, one per core.
-    fn build_sets(&self, matchers: &[&DocMatcher]) -> Result<Vec<Vec<u64>>, Error> {
-        if matchers.is_empty() {
-            return Ok(Vec::new());
-        }
-        let n = self.store.len();
-        let words = n.div_ceil(64);
-        let threads = std::thread::available_parallelism()
-            .map_or(1, |p| p.get())
-            .min(8)
-            .min(words.max(1));
-        let per = words.div_ceil(threads);
-        let store = &self.store;
-        let parts: Vec<Option<Vec<Vec<u64>>>> = std::thread::scope(|s| {
-            let handles: Vec<_> = (0..threads)
-                .map(|t| {
-                    let (w0, w1) = ((t * per).min(words), ((t + 1) * per).min(words));
-                    s.spawn(move || {
-                        let mut bits = vec![vec![0u64; w1 - w0]; matchers.len()];
-                        for i in (w0 * 64)..(w1 * 64).min(n) {
-                            let d = store.doc(i as u32).source();
-                            if crate::alerts::is_alert(&d) {
-                                continue;
-                            }
-                            for (q, m) in matchers.iter().enumerate() {
-                                if m(&d) {
-                                    bits[q][i / 64 - w0] |= 1 << (i % 64);
-                                }
-                            }
-                        }
-                        bits
-                    })
-                })
-                .collect();
-            handles.into_iter().map(|h| h.join().ok()).collect()
-        });
-        let mut out: Vec<Vec<u64>> = vec![Vec::with_capacity(words); matchers.len()];
-        for part in parts {
-            let Some(part) = part else {
-                return Err(Error::Request {
-                    operation: "evaluating queries over the embedded store".into(),
-                    reason: "a worker thread panicked".into(),
-                });
-            };
-            for (q, b) in part.into_iter().enumerate() {
-                out[q].extend(b);
-            }
-        }
-        Ok(out)
-    }
-
     /// Matching documents in the window of `q`, ascending by time, as (time, index).
     fn matching<'s>(
-        &'s self,
+        &self,
+        store: &'s Store,
         q: &QuerySpec<'_>,
         from: i64,
         to: i64,
     ) -> Result<impl Iterator<Item = (i64, u32)> + 's, Error> {
         let selected = indices_match(q.indices);
         let bits = if selected {
-            self.match_set(q.query, q.filters)?
+            self.match_set(store, q.query, q.filters)?
         } else {
             Arc::new(Vec::new())
         };
-        Ok(self
-            .store
+        Ok(store
             .range(q.time, from, to)
             .filter(move |_| selected)
             .filter(move |(_, i)| {
@@ -204,8 +237,8 @@ impl EmbeddedBackend {
             }))
     }
 
-    fn hit(&self, i: u32, t: i64) -> Hit {
-        let d = self.store.doc(i);
+    fn hit(&self, store: &Store, i: u32, t: i64) -> Hit {
+        let d = store.doc(i);
         Hit {
             index: EMBEDDED_INDEX.to_string(),
             id: d.id.clone(),
@@ -218,6 +251,87 @@ impl EmbeddedBackend {
     fn tuples(&self, doc: &Value, fields: &[String]) -> Vec<Vec<Value>> {
         term_tuples(doc, fields, &self.catalog)
     }
+}
+
+/// One bitset per matcher over the documents of `store` numbered `start` and up (the bits of
+/// earlier documents are left 0), each document parsed once for all matchers (alerts never
+/// match); the documents are cut into contiguous ranges of 64-document words, one per core.
+fn build_sets(
+    store: &Store,
+    matchers: &[&DocMatcher],
+    start: usize,
+) -> Result<Vec<Vec<u64>>, Error> {
+    if matchers.is_empty() {
+        return Ok(Vec::new());
+    }
+    let n = store.len();
+    let words = n.div_ceil(64);
+    let first = (start / 64).min(words);
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |p| p.get())
+        .min(8)
+        .min((words - first).max(1));
+    let per = (words - first).div_ceil(threads);
+    let parts: Vec<Option<Vec<Vec<u64>>>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let (w0, w1) = (
+                    (first + t * per).min(words),
+                    (first + (t + 1) * per).min(words),
+                );
+                s.spawn(move || {
+                    let mut bits = vec![vec![0u64; w1 - w0]; matchers.len()];
+                    for i in (w0 * 64).max(start)..(w1 * 64).min(n) {
+                        let d = store.doc(i as u32).source();
+                        if crate::alerts::is_alert(&d) {
+                            continue;
+                        }
+                        for (q, m) in matchers.iter().enumerate() {
+                            if m(&d) {
+                                bits[q][i / 64 - w0] |= 1 << (i % 64);
+                            }
+                        }
+                    }
+                    bits
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().ok()).collect()
+    });
+    let mut out: Vec<Vec<u64>> = vec![vec![0u64; first]; matchers.len()];
+    for part in parts {
+        let Some(part) = part else {
+            return Err(Error::Request {
+                operation: "evaluating queries over the embedded store".into(),
+                reason: "a worker thread panicked".into(),
+            });
+        };
+        for (q, b) in part.into_iter().enumerate() {
+            out[q].extend(b);
+        }
+    }
+    for o in &mut out {
+        o.resize(words, 0);
+    }
+    Ok(out)
+}
+
+/// `old` (the bits of the first `covered` documents) combined with `fresh` (bits of the
+/// documents from `covered` on).
+fn extend_bits(old: &[u64], covered: usize, mut fresh: Vec<u64>) -> Vec<u64> {
+    let full = covered / 64;
+    for (w, b) in old.iter().enumerate().take(covered.div_ceil(64)) {
+        if let Some(f) = fresh.get_mut(w) {
+            if w < full {
+                *f = *b;
+            } else {
+                // the word shared by both ranges: old bits below `covered`, fresh above
+                let mask = (1u64 << (covered % 64)) - 1;
+                *f = (b & mask) | (*f & !mask);
+            }
+        }
+    }
+    fresh
 }
 
 /// Term tuples of one document for `fields` as a composite aggregation sees them (cartesian
@@ -406,7 +520,8 @@ impl Backend for EmbeddedBackend {
         let from = after.map_or(millis(q.from), |(t, _)| t);
         let mut hits = Vec::with_capacity(size.min(1024));
         let mut more = false;
-        for (t, i) in self.matching(q, from, millis(q.to))? {
+        let store = self.store();
+        for (t, i) in self.matching(&store, q, from, millis(q.to))? {
             if let Some(a) = after {
                 if (t, i) <= a {
                     continue;
@@ -416,7 +531,7 @@ impl Backend for EmbeddedBackend {
                 more = true;
                 break;
             }
-            hits.push(self.hit(i, t));
+            hits.push(self.hit(&store, i, t));
         }
         let cursor = match hits.last() {
             Some(last) if more => Some(Cursor {
@@ -449,8 +564,9 @@ impl Backend for EmbeddedBackend {
         let after: Option<Vec<Value>> = after.and_then(|a| a.as_array().cloned());
         let mut all: Vec<Vec<Value>> = Vec::new();
         let mut seen: HashSet<Vec<String>> = HashSet::new();
-        for (_, i) in self.matching(q, millis(q.from), millis(q.to))? {
-            for t in self.tuples(&self.store.doc(i).source(), fields) {
+        let store = self.store();
+        for (_, i) in self.matching(&store, q, millis(q.from), millis(q.to))? {
+            for t in self.tuples(&store.doc(i).source(), fields) {
                 if let Some(a) = &after {
                     if cmp_terms(&t, a) != std::cmp::Ordering::Greater {
                         continue;
@@ -491,11 +607,12 @@ impl Backend for EmbeddedBackend {
             .collect();
         // First appearance of each wanted tuple in [history_start, to], in time order.
         let mut first: HashMap<usize, (i64, u32)> = HashMap::new();
-        for (t, i) in self.matching(q, millis(history_start), millis(q.to))? {
+        let store = self.store();
+        for (t, i) in self.matching(&store, q, millis(history_start), millis(q.to))? {
             if first.len() == wanted.len() {
                 break;
             }
-            for tuple in self.tuples(&self.store.doc(i).source(), fields) {
+            for tuple in self.tuples(&store.doc(i).source(), fields) {
                 if let Some(&n) = wanted.get(&key(&tuple)) {
                     first.entry(n).or_insert((t, i));
                 }
@@ -513,7 +630,7 @@ impl Backend for EmbeddedBackend {
             .into_iter()
             .map(|(n, t, i)| NewTerm {
                 values: tuples[n].clone(),
-                hit: self.hit(i, t),
+                hit: self.hit(&store, i, t),
             })
             .collect())
     }
@@ -534,8 +651,9 @@ impl Backend for EmbeddedBackend {
         }
         let after: Option<Vec<Value>> = after.and_then(|a| a.as_array().cloned());
         let mut buckets: HashMap<Vec<String>, Counting> = HashMap::new();
-        for (t, i) in self.matching(q, millis(q.from), millis(q.to))? {
-            let doc = self.store.doc(i).source();
+        let store = self.store();
+        for (t, i) in self.matching(&store, q, millis(q.from), millis(q.to))? {
+            let doc = store.doc(i).source();
             let mut vals = Vec::new();
             if excluded(&doc, q.time, exclude) {
                 continue;
@@ -690,12 +808,12 @@ mod tests {
         assert_eq!(ahead.prepare(&spec).unwrap(), 3);
         assert_eq!(ahead.prepare(&spec).unwrap(), 0, "already built");
         for q in &queries {
-            let a = ahead.match_set(q, &[]).unwrap();
-            let b = lazy.match_set(q, &[]).unwrap();
+            let a = ahead.match_set(&ahead.store(), q, &[]).unwrap();
+            let b = lazy.match_set(&lazy.store(), q, &[]).unwrap();
             assert_eq!(a, b);
             assert!(a.iter().any(|w| *w != 0));
         }
-        let a = ahead.match_set(&queries[0], &[]).unwrap();
+        let a = ahead.match_set(&ahead.store(), &queries[0], &[]).unwrap();
         let count: u32 = a.iter().map(|w| w.count_ones()).sum();
         assert_eq!(count as usize, n.div_ceil(3));
     }
@@ -809,5 +927,72 @@ mod tests {
             .unwrap();
         assert_eq!(all.buckets.len(), 1);
         assert_eq!((all.buckets[0].count, all.buckets[0].terms.len()), (4, 0));
+    }
+    #[tokio::test]
+    async fn appended_documents_are_searched_and_match_sets_extended_not_rebuilt() {
+        let dir = tempfile::tempdir().unwrap();
+        // 100 documents: match sets end inside a 64-bit word
+        let b = backend(100, dir.path());
+        let query = crate::kql::parse("event.action: A").unwrap();
+        let logs = vec!["logs-*".to_string()];
+        assert_eq!(b.prepare(&[(logs.as_slice(), &query, &[][..])]).unwrap(), 1);
+        let count = |b: &EmbeddedBackend| -> u32 {
+            let store = b.store();
+            b.match_set(&store, &query, &[])
+                .unwrap()
+                .iter()
+                .map(|w| w.count_ones())
+                .sum()
+        };
+        assert_eq!(count(&b), 34);
+        let mut more = StoreBuilder::default();
+        for (id, t, action) in [
+            ("late", "2024-01-01T00:00:30.500Z", "A"),
+            ("new", "2024-01-01T01:00:00.000Z", "A"),
+            ("other", "2024-01-01T01:00:01.000Z", "B"),
+            // already stored (same id and time): not added again
+            ("e0", "2024-01-01T00:00:00.000Z", "A"),
+        ] {
+            more.push(serde_json::json!({"@timestamp": t, "event": {"id": id, "action": action}}));
+        }
+        assert_eq!(b.append(more).unwrap(), 3);
+        assert_eq!(b.store().len(), 103);
+        // extended by the append itself: the entry covers the new documents
+        let e = lock(&b.matches).values().next().cloned().unwrap();
+        assert_eq!(e.docs, 103);
+        assert_eq!(count(&b), 36);
+        // a search sees them in time order, the late one between the stored ones
+        let q = QuerySpec {
+            indices: &logs,
+            query: &query,
+            filters: &[],
+            from: DateTime::parse_from_rfc3339("2024-01-01T00:00:30Z")
+                .unwrap()
+                .into(),
+            to: DateTime::parse_from_rfc3339("2024-01-01T02:00:00Z")
+                .unwrap()
+                .into(),
+            time: &crate::backend::TimeField {
+                primary: "@timestamp".into(),
+                fallback_to_timestamp: false,
+            },
+        };
+        let stats = ExecStats::default();
+        let mut ids = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = b.search_page(&q, 7, cursor.as_ref(), &stats).await.unwrap();
+            ids.extend(page.hits.iter().map(|h| h.id.clone()));
+            match page.cursor {
+                Some(c) => cursor = Some(c),
+                None => break,
+            }
+        }
+        let want: Vec<String> = std::iter::once("e30".to_string())
+            .chain(std::iter::once("late".to_string()))
+            .chain((33..100).step_by(3).map(|i| format!("e{i}")))
+            .chain(std::iter::once("new".to_string()))
+            .collect();
+        assert_eq!(ids, want);
     }
 }
