@@ -284,7 +284,8 @@ fn sigkill_at_random_points_loses_and_duplicates_no_alert() {
     let max_delay = took / 2;
     let mut rng = Rng(0x5eed_0015);
     let mut t = Tally::default();
-    let budget = Instant::now() + Duration::from_secs(50);
+    // A guard against a hang, not a time limit: a loaded machine runs fewer rounds a minute.
+    let budget = Instant::now() + Duration::from_secs(300);
     while t.kills < 20 || t.rounds < 2 {
         assert!(Instant::now() < budget, "kill loop over budget: {t:?}");
         crash_round(&s, &mut rng, max_delay, &expected, &mut t);

@@ -264,6 +264,99 @@ async fn a_node_that_stops_answering_mid_paging_fails_and_the_rerun_alerts_once(
     assert_each_alert_once(&cluster, &[&first, &second], 150);
 }
 
+/// A TCP proxy in front of the mock cluster that can go down for real: its connections are
+/// cut and its port closed, so a client sees a reset and then "connection refused"; it comes
+/// back on the same port.
+struct Proxy {
+    addr: std::net::SocketAddr,
+    target: std::net::SocketAddr,
+    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl Proxy {
+    async fn start(target: std::net::SocketAddr) -> Arc<Proxy> {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        drop(l);
+        let p = Arc::new(Proxy {
+            addr,
+            target,
+            task: Mutex::new(None),
+        });
+        p.up();
+        p
+    }
+
+    /// Listens again on the same port.
+    fn up(&self) {
+        let sock = tokio::net::TcpSocket::new_v4().unwrap();
+        sock.set_reuseaddr(true).unwrap();
+        sock.bind(self.addr).unwrap();
+        let listener = sock.listen(64).unwrap();
+        let target = self.target;
+        let task = tokio::spawn(async move {
+            let mut conns = tokio::task::JoinSet::new();
+            // Dropping this task (abort) drops the listener and every connection with it.
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                conns.spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+            }
+        });
+        *self.task.lock().unwrap() = Some(task);
+    }
+
+    /// Cuts every connection and closes the port.
+    fn down(&self) {
+        if let Some(t) = self.task.lock().unwrap().take() {
+            t.abort();
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+#[tokio::test]
+async fn a_node_that_goes_down_mid_paging_fails_the_execution_and_the_rerun_alerts_once() {
+    let (server, cluster) = start(250).await;
+    let proxy = Proxy::start(*server.address()).await;
+    let exec = rule(300);
+    // The first page (100) is read and alerted; while the point in time is paged the node goes
+    // down: the connection of that request is cut, and the retries find the port closed.
+    let p = proxy.clone();
+    cluster.set_fault(Some(Box::new(move |kind, _, _| {
+        (kind == Kind::PitPage).then(|| {
+            p.down();
+            ResponseTemplate::new(200).set_delay(Duration::from_secs(2))
+        })
+    })));
+    let b = backend(&proxy.url(), 5);
+    let first = run(&exec, &b).await;
+    assert_eq!(first.status, Status::Failed, "{first:?}");
+    let message = first.message.clone().unwrap_or_default();
+    assert!(!message.is_empty(), "the failure says why: {first:?}");
+    assert_failed_or_complete(&first, 250);
+    assert!(
+        tokio::net::TcpStream::connect(proxy.addr).await.is_err(),
+        "the port is closed while the node is down"
+    );
+    assert!(first.alerts_created < 250, "{first:?}");
+
+    // The node is back on the same address: the same window runs again (the scheduler did not
+    // advance it); every alert exists once.
+    cluster.set_fault(None);
+    proxy.up();
+    let second = run(&exec, &b).await;
+    assert_eq!(second.status, Status::Succeeded, "{second:?}");
+    assert_eq!(second.alerts_created + second.duplicates, 250);
+    assert_each_alert_once(&cluster, &[&first, &second], 250);
+    eprintln!("node down mid-paging: {message}");
+}
+
 #[tokio::test]
 async fn a_search_timeout_fails_the_execution() {
     let (server, cluster) = start(5).await;
