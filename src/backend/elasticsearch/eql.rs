@@ -1,0 +1,156 @@
+//! EQL rules on Elasticsearch: one `_eql/search` of the window, as Kibana's EQL executor sends
+//! it (`requests::eql`), read into events or sequences.
+//!
+//! Before the search, `_field_caps` of the patterns (cached, shared with the other rule types)
+//! says whether any index matches: if none does, Kibana's no-index warning and no search (an
+//! `_eql/search` on such a pattern is a 404 on 7.10, es-fixture 121; a 404
+//! `index_not_found_exception` that still comes back, e.g. the index was deleted meanwhile, is
+//! the same warning). A 400 (syntax error, unknown field, ambiguous mapping: es-fixtures
+//! 118–120) is `Error::Rejected`: the rule is retired and reported once.
+
+use std::time::Instant;
+
+use elasticsearch::http::Method;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::responses::{error_types, RawHit};
+use super::search::to_hit;
+use super::transport::{ok_or_error, ReqBody};
+use super::{requests, ElasticsearchBackend};
+use crate::backend::{EqlResult, EqlSequence, EqlSpec, Error, ExecStats};
+use crate::kql::Ast;
+
+/// An `_eql/search` answer (7.10 to 9.x).
+#[derive(Debug, Deserialize)]
+struct EqlResponse {
+    #[serde(default)]
+    is_partial: bool,
+    #[serde(default)]
+    timed_out: bool,
+    hits: EqlHits,
+}
+
+#[derive(Debug, Deserialize)]
+struct EqlHits {
+    #[serde(default)]
+    total: Option<EqlTotal>,
+    #[serde(default)]
+    events: Option<Vec<RawHit>>,
+    #[serde(default)]
+    sequences: Option<Vec<RawSequence>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct EqlTotal {
+    value: u64,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawSequence {
+    #[serde(default)]
+    join_keys: Vec<Value>,
+    #[serde(default)]
+    events: Vec<RawHit>,
+}
+
+impl ElasticsearchBackend {
+    pub(super) async fn eql_window(
+        &self,
+        q: &EqlSpec<'_>,
+        stats: &ExecStats,
+    ) -> Result<EqlResult, Error> {
+        let (cat, matched) = self.sources(q.indices, Some(stats)).await?;
+        if !matched {
+            stats.add_warning(crate::backend::no_index_warning(q.indices));
+            return Ok(EqlResult::default());
+        }
+        let rq = crate::dsl::rule_query(&Ast::MatchAll, q.filters, &cat)
+            .map_err(|e| Error::Unsupported(e.to_string()))?;
+        let body = requests::eql::search_body(
+            q.query,
+            &rq,
+            requests::time_range_filter(q.time, q.from, q.to),
+            q.size,
+            q.event_category_field,
+            q.timestamp_field,
+            q.tiebreaker_field,
+        );
+        let op = format!("eql search {}", q.indices.join(","));
+        let started = Instant::now();
+        let r = self
+            .call(
+                &op,
+                Method::Post,
+                &requests::eql::search_path(q.indices),
+                Some(ReqBody::Json(body)),
+                Some(stats),
+            )
+            .await;
+        stats.add_search(started.elapsed());
+        let r = r?;
+        if r.status == 404
+            && error_types(&r.body)
+                .iter()
+                .any(|t| t == "index_not_found_exception")
+        {
+            stats.add_warning(crate::backend::no_index_warning(q.indices));
+            return Ok(EqlResult::default());
+        }
+        let v = ok_or_error(&op, r)?;
+        read_response(&op, v, stats)
+    }
+}
+
+/// Events or sequences of an `_eql/search` answer; a partial or timed-out answer marks the
+/// execution incomplete (the window is searched again), as a shard failure does for `_search`.
+fn read_response(op: &str, v: Value, stats: &ExecStats) -> Result<EqlResult, Error> {
+    let resp: EqlResponse = serde_json::from_value(v).map_err(|e| Error::Request {
+        operation: op.to_string(),
+        reason: format!("unexpected response: {e}"),
+    })?;
+    if resp.is_partial || resp.timed_out {
+        tracing::warn!(
+            operation = op,
+            is_partial = resp.is_partial,
+            timed_out = resp.timed_out,
+            "partial eql results"
+        );
+        stats
+            .incomplete
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        stats.add_warning(format!(
+            "partial results: the eql search was {}",
+            if resp.timed_out {
+                "timed out"
+            } else {
+                "partial"
+            }
+        ));
+    }
+    let EqlHits {
+        total,
+        events,
+        sequences,
+    } = resp.hits;
+    if events.is_none() && sequences.is_none() {
+        // Kibana: "eql query response should have either `sequences` or `events` but had
+        // neither".
+        return Err(Error::Request {
+            operation: op.to_string(),
+            reason: "the eql response has neither events nor sequences".to_string(),
+        });
+    }
+    Ok(EqlResult {
+        events: events.unwrap_or_default().into_iter().map(to_hit).collect(),
+        sequences: sequences
+            .unwrap_or_default()
+            .into_iter()
+            .map(|s| EqlSequence {
+                join_keys: s.join_keys,
+                events: s.events.into_iter().map(to_hit).collect(),
+            })
+            .collect(),
+        total: total.map_or(0, |t| t.value),
+    })
+}
