@@ -374,3 +374,25 @@ async fn eql_on_the_embedded_backend_is_a_clear_error() {
         .on(detectd::config::BackendKind::Elasticsearch)
         .is_ok());
 }
+
+#[tokio::test]
+async fn eql_partial_answer_writes_its_alerts_and_fails_the_execution() {
+    // An 8.18+ cluster allowing partial results answers with `shard_failures` (shape of
+    // Elasticsearch's `ShardFailure`); the events found are alerted, the window searched again.
+    let Some(mut fx) = fixture("115") else { return };
+    fx["response"]["is_partial"] = json!(true);
+    fx["response"]["shard_failures"] = json!([{"shard": 0, "index": "logs-aws.cloudtrail-x",
+        "reason": {"type": "node_disconnected_exception", "reason": "node left"}}]);
+    let server = cluster(&fx).await;
+    let res = run(&rule("single_event.toml"), &server).await;
+    assert_eq!(res.status, Status::Failed, "{res:?}");
+    assert!(!res.not_runnable);
+    assert_eq!(res.alerts_created, 3);
+    assert!(
+        res.warnings
+            .iter()
+            .any(|w| w.contains("1 shard(s) failed") && w.contains("node left")),
+        "{:?}",
+        res.warnings
+    );
+}

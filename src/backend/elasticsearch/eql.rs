@@ -14,7 +14,7 @@ use elasticsearch::http::Method;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::responses::{error_types, RawHit};
+use super::responses::{describe_error, error_types, RawHit};
 use super::search::to_hit;
 use super::transport::{ok_or_error, ReqBody};
 use super::{requests, ElasticsearchBackend};
@@ -28,6 +28,9 @@ struct EqlResponse {
     is_partial: bool,
     #[serde(default)]
     timed_out: bool,
+    /// 8.18+ with partial results allowed: the shards that failed.
+    #[serde(default)]
+    shard_failures: Vec<Value>,
     hits: EqlHits,
 }
 
@@ -109,24 +112,31 @@ fn read_response(op: &str, v: Value, stats: &ExecStats) -> Result<EqlResult, Err
         operation: op.to_string(),
         reason: format!("unexpected response: {e}"),
     })?;
-    if resp.is_partial || resp.timed_out {
+    if resp.is_partial || resp.timed_out || !resp.shard_failures.is_empty() {
+        let reasons: Vec<String> = resp
+            .shard_failures
+            .iter()
+            .map(|f| f.get("reason").map(describe_error).unwrap_or_default())
+            .collect();
         tracing::warn!(
             operation = op,
             is_partial = resp.is_partial,
             timed_out = resp.timed_out,
+            failed_shards = resp.shard_failures.len(),
+            reasons = ?reasons,
             "partial eql results"
         );
         stats
             .incomplete
             .store(true, std::sync::atomic::Ordering::Relaxed);
-        stats.add_warning(format!(
-            "partial results: the eql search was {}",
-            if resp.timed_out {
-                "timed out"
-            } else {
-                "partial"
-            }
-        ));
+        let what = if resp.timed_out {
+            "the eql search timed out".to_string()
+        } else if reasons.is_empty() {
+            "the eql search answer is partial".to_string()
+        } else {
+            format!("{} shard(s) failed: {}", reasons.len(), reasons.join("; "))
+        };
+        stats.add_warning(format!("partial results: {what}"));
     }
     let EqlHits {
         total,

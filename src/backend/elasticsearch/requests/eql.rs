@@ -1,6 +1,6 @@
 //! The `_eql/search` request of an EQL rule, as Kibana's `buildEqlSearchRequest`
 //! (x-pack/plugins/security_solution/server/lib/detection_engine/rule_types/eql/
-//! build_eql_search_request.ts, Kibana 8.15) builds it:
+//! build_eql_search_request.ts, Kibana 8.15.0; the same shape on Kibana main) builds it:
 //!
 //! `POST /<patterns>/_eql/search?allow_no_indices=true` with
 //! `{size: max_signals, query, filter: {bool: {filter: [time range, getQueryFilter(filters)]}},
@@ -10,6 +10,10 @@
 //! - no `fields` option: alerts are built from `_source`, as for every other rule type, and
 //!   `fields` in an EQL request is refused (HTTP 400) by clusters before 7.13;
 //! - no `runtime_mappings`: rules from TOML have no data view to take them from;
+//! - no `allow_partial_search_results: true` (Kibana main, for 8.18+ clusters; older ones
+//!   refuse the key): a shard failure is the cluster's default answer (an error, or a partial
+//!   answer with `shard_failures`), and either way the execution fails and the window is
+//!   searched again, as for `_search` (Kibana logs partial answers as warnings);
 //! - the filter also has `must_not: [exists kibana.alert.uuid]`, as detectd's other searches:
 //!   a rule never alerts on alerts (Kibana drops them after the search).
 
