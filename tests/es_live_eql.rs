@@ -4,7 +4,9 @@
 //! and OpenSearch has no `_eql`. So after creating its test index the test probes
 //! `POST /<index>/_eql/search` with a minimal query and, when that is not a 200, prints exactly
 //! what the cluster answered and returns — even with `DETECTD_REQUIRE_LIVE=1`, which only
-//! requires a cluster, not its EQL module. On a cluster with EQL (the official distribution,
+//! requires a cluster, not its EQL module — after checking what detectd does on such a
+//! cluster: the EQL rule's execution is refused (HTTP 400 "no handler found") and the rule is
+//! retired with that reason, nothing written. On a cluster with EQL (the official distribution,
 //! any licence: EQL is basic) it runs a single-event rule and a sequence rule
 //! (`tests/eql/*.toml` pointed at its own index) end to end, checks the alerts in the alerts
 //! index, the duplicates of a second run, and that a syntax error retires the rule. It removes
@@ -123,11 +125,24 @@ async fn run(b: &ElasticsearchBackend, index: &str, alias: &str) -> Result<(), S
             .or_else(|| body.get("error"))
             .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
             .unwrap_or_else(|| body.to_string());
+        // What detectd does there: the cluster refuses the request, the rule is retired with
+        // the cluster's reason (reported once, never retried), nothing is written.
+        let single = exec_rule("single_event.toml", index, None);
+        let res = execute(&single, Window::at(&single, now), b, "live-0", now).await;
+        assert_eq!(res.status, Status::Failed, "{res:?}");
+        assert!(res.not_runnable, "{res:?}");
+        assert_eq!(res.alerts_created, 0);
+        let msg = res.message.unwrap_or_default();
+        assert!(
+            msg.contains("eql search") && msg.contains("refused"),
+            "{msg}"
+        );
         eprintln!(
-            "not running the live EQL test: this cluster does not answer _eql/search (HTTP {status}: {why}); \
+            "not running the live EQL rules: this cluster does not answer _eql/search (HTTP {status}: {why}); \
              EQL is the x-pack-eql module, which the Maven Central nodes of scripts/test.sh lack \
              (scripts/search-node/NOTES.md) and OpenSearch does not have; \
-             DETECTD_REQUIRE_LIVE does not require it"
+             DETECTD_REQUIRE_LIVE does not require it. Checked instead: an EQL rule there is retired \
+             with the cluster's reason ({msg})"
         );
         return Ok(());
     }
