@@ -396,3 +396,20 @@ async fn eql_partial_answer_writes_its_alerts_and_fails_the_execution() {
         res.warnings
     );
 }
+
+#[tokio::test]
+async fn eql_sequence_steps_that_are_missing_events_are_not_alerted() {
+    // 8.x+ `!` steps come back as `{"missing": true}` events without a document (shape from
+    // Elasticsearch's EQL response; not in the 7.10 recordings)
+    let Some(mut fx) = fixture("116") else { return };
+    let events = fx["response"]["hits"]["sequences"][0]["events"]
+        .as_array_mut()
+        .unwrap();
+    events.insert(1, json!({"_index": "", "_id": "", "missing": true}));
+    events.push(json!({"missing": true}));
+    let server = cluster(&fx).await;
+    let res = run(&rule("sequence.toml"), &server).await;
+    assert_eq!(res.status, Status::Succeeded, "{res:?}");
+    assert_eq!(res.hits, 2);
+    assert_eq!(res.alerts_created, 3, "two building blocks and the shell");
+}

@@ -187,10 +187,14 @@ fn intersection(a: &Value, b: &Value) -> Option<Value> {
     (!out.is_empty()).then_some(Value::Object(out))
 }
 
-/// lodash `intersection`: the distinct values of `a` (in order) that `b` has.
+/// lodash `intersection`: the distinct values of `a` (in order) that `b` has. lodash compares
+/// objects and arrays by reference, so two documents' objects never intersect: left out here.
 fn array_intersection(a: &[Value], b: &[Value]) -> Value {
     let mut out: Vec<Value> = Vec::new();
     for v in a {
+        if v.is_object() || v.is_array() {
+            continue;
+        }
         if b.contains(v) && !out.contains(v) {
             out.push(v.clone());
         }

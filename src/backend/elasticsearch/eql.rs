@@ -14,11 +14,10 @@ use elasticsearch::http::Method;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::responses::{describe_error, error_types, RawHit};
-use super::search::to_hit;
+use super::responses::{describe_error, error_types};
 use super::transport::{ok_or_error, ReqBody};
 use super::{requests, ElasticsearchBackend};
-use crate::backend::{EqlResult, EqlSequence, EqlSpec, Error, ExecStats};
+use crate::backend::{EqlResult, EqlSequence, EqlSpec, Error, ExecStats, Hit};
 use crate::kql::Ast;
 
 /// An `_eql/search` answer (7.10 to 9.x).
@@ -39,7 +38,7 @@ struct EqlHits {
     #[serde(default)]
     total: Option<EqlTotal>,
     #[serde(default)]
-    events: Option<Vec<RawHit>>,
+    events: Option<Vec<EqlEvent>>,
     #[serde(default)]
     sequences: Option<Vec<RawSequence>>,
 }
@@ -54,7 +53,35 @@ struct RawSequence {
     #[serde(default)]
     join_keys: Vec<Value>,
     #[serde(default)]
-    events: Vec<RawHit>,
+    events: Vec<EqlEvent>,
+}
+
+/// An event of an answer. 8.x+ sequences with `!` (missing event) steps list those steps as
+/// `{"missing": true}` events without a document: they are no event to alert on and are left
+/// out (Kibana, which predates them, would build a building block of nothing).
+#[derive(Debug, Deserialize)]
+struct EqlEvent {
+    #[serde(rename = "_index", default)]
+    index: String,
+    #[serde(rename = "_id", default)]
+    id: String,
+    #[serde(rename = "_source", default)]
+    source: Value,
+    #[serde(default)]
+    missing: bool,
+}
+
+fn to_hits(events: Vec<EqlEvent>) -> Vec<Hit> {
+    events
+        .into_iter()
+        .filter(|e| !e.missing)
+        .map(|e| Hit {
+            index: e.index,
+            id: e.id,
+            source: e.source,
+            sort: Vec::new(),
+        })
+        .collect()
 }
 
 impl ElasticsearchBackend {
@@ -152,13 +179,13 @@ fn read_response(op: &str, v: Value, stats: &ExecStats) -> Result<EqlResult, Err
         });
     }
     Ok(EqlResult {
-        events: events.unwrap_or_default().into_iter().map(to_hit).collect(),
+        events: to_hits(events.unwrap_or_default()),
         sequences: sequences
             .unwrap_or_default()
             .into_iter()
             .map(|s| EqlSequence {
                 join_keys: s.join_keys,
-                events: s.events.into_iter().map(to_hit).collect(),
+                events: to_hits(s.events),
             })
             .collect(),
         total: total.map_or(0, |t| t.value),
