@@ -413,3 +413,95 @@ async fn eql_sequence_steps_that_are_missing_events_are_not_alerted() {
     assert_eq!(res.hits, 2);
     assert_eq!(res.alerts_created, 3, "two building blocks and the shell");
 }
+
+/// `detectd run` end to end on the Elasticsearch backend (the fake cluster of
+/// `tests/common/fake_es.rs` for everything but `_eql/search`, which answers with the recorded
+/// 7.10 answers): an EQL sequence rule runs at every interval and writes the same three
+/// alerts each time (deterministic ids); an EQL rule with a syntax error runs once and is
+/// reported once as not runnable on this cluster.
+#[tokio::test(flavor = "multi_thread")]
+async fn detectd_run_schedules_eql_rules_and_retires_a_refused_one() {
+    let Some(fx) = fixtures(&["116", "119"]) else {
+        return;
+    };
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(format!("/{CLOUDTRAIL}/_eql/search")))
+        .respond_with(reply(&fx[0]))
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/bad-*/_eql/search"))
+        .respond_with(reply(&fx[1]))
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    let (fake, counts) = common::fake_es::FakeEs::new(common::fake_es::FakeOptions::default());
+    Mock::given(wiremock::matchers::any())
+        .respond_with(fake)
+        .mount(&server)
+        .await;
+    let tmp = tempfile::tempdir().unwrap();
+    let rules = tmp.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    std::fs::copy(root.join("tests/eql/sequence.toml"), rules.join("seq.toml")).unwrap();
+    let bad = std::fs::read_to_string(root.join("tests/eql/single_event.toml"))
+        .unwrap()
+        .replace("eql-single-event-test", "eql-bad")
+        .replace(CLOUDTRAIL, "bad-*")
+        .replace("any where event.action ==", "any where event.action = =");
+    std::fs::write(rules.join("bad.toml"), bad).unwrap();
+    std::fs::write(tmp.path().join("config.toml"), "rules_dir = \"rules\"\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_detectd"))
+        .current_dir(tmp.path())
+        .args(["--config", "config.toml", "run"])
+        .args([
+            "--start",
+            "2026-10-01T00:00:00Z",
+            "--end",
+            "2026-10-01T01:00:00Z",
+        ])
+        .env("DETECTD__BACKEND", "elasticsearch")
+        .env("DETECTD__ELASTICSEARCH__URLS", server.uri())
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let reqs = server.received_requests().await.unwrap();
+    let eql = |p: &str| {
+        reqs.iter()
+            .filter(|r| r.url.path() == format!("/{p}/_eql/search"))
+            .count()
+    };
+    assert_eq!(eql(CLOUDTRAIL), 12, "every 5m for an hour\n{stderr}");
+    assert_eq!(eql("bad-*"), 1, "refused once, never again\n{stderr}");
+    let reported = stderr
+        .lines()
+        .filter(|l| {
+            l.contains("ERROR")
+                && l.contains("not runnable on this cluster")
+                && l.contains("eql-bad")
+        })
+        .count();
+    assert_eq!(reported, 1, "{stderr}");
+    assert!(stderr.contains("parsing_exception"), "{stderr}");
+    assert_eq!(
+        counts
+            .alerts_created
+            .load(std::sync::atomic::Ordering::Relaxed),
+        36
+    );
+    let ids: std::collections::BTreeSet<String> = reqs
+        .iter()
+        .filter(|r| r.url.path() == format!("/{ALERTS}/_bulk"))
+        .flat_map(|r| {
+            bulk_docs(r)
+                .into_iter()
+                .map(|(a, _)| a["create"]["_id"].to_string())
+        })
+        .collect();
+    assert_eq!(ids.len(), 3, "the same three alerts each time: {ids:?}");
+}
