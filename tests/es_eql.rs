@@ -505,3 +505,58 @@ async fn detectd_run_schedules_eql_rules_and_retires_a_refused_one() {
         .collect();
     assert_eq!(ids.len(), 3, "the same three alerts each time: {ids:?}");
 }
+
+/// `detectd hunt` evaluates rules locally: with the Elasticsearch backend configured (so the
+/// EQL rule passes the backend filter) it still never runs the EQL rule — whose execution
+/// query is match-all — and says why; the query rule beside it hunts as usual.
+#[test]
+fn hunt_lists_eql_rules_as_not_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rules = tmp.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    std::fs::copy(root.join("tests/eql/sequence.toml"), rules.join("seq.toml")).unwrap();
+    std::fs::copy(
+        root.join("rules/defense_evasion_cloudtrail_logging_suspended.toml"),
+        rules.join("stop.toml"),
+    )
+    .unwrap();
+    std::fs::write(tmp.path().join("config.toml"), "rules_dir = \"rules\"\n").unwrap();
+    let record = json!({"eventVersion": "1.08", "eventTime": "2026-10-01T00:10:00Z",
+        "eventSource": "cloudtrail.amazonaws.com", "eventName": "StopLogging",
+        "awsRegion": "us-east-1", "sourceIPAddress": "192.0.2.1",
+        "userIdentity": {"type": "IAMUser", "userName": "mallory", "accountId": "123456789012"},
+        "eventID": "e-1", "eventType": "AwsApiCall", "recipientAccountId": "123456789012"});
+    let data = tmp.path().join("trail.json");
+    std::fs::write(&data, json!({"Records": [record]}).to_string()).unwrap();
+    let out_file = tmp.path().join("hunt.ndjson");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_detectd"))
+        .current_dir(tmp.path())
+        .args(["--config", "config.toml", "hunt", data.to_str().unwrap()])
+        .args([
+            "--start",
+            "2026-10-01T00:00:00Z",
+            "--end",
+            "2026-10-01T01:00:00Z",
+        ])
+        .args(["--out", out_file.to_str().unwrap()])
+        .env("DETECTD__BACKEND", "elasticsearch")
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.lines().any(|l| l.contains("eql-sequence-test")
+            && l.contains("eql rules need the Elasticsearch backend")),
+        "{stderr}"
+    );
+    let alerts = std::fs::read_to_string(&out_file).unwrap_or_default();
+    assert!(!alerts.contains("eql-sequence-test"), "{alerts}");
+    assert_eq!(
+        alerts.lines().count(),
+        1,
+        "the query rule alerts: {alerts}\n{stderr}"
+    );
+}
