@@ -390,8 +390,7 @@ pub trait Backend: Send + Sync {
 
     /// EQL rules: one `_eql/search` of the window (events or sequences, at most `q.size`).
     /// Only Elasticsearch evaluates EQL; every other backend refuses (never panics).
-    async fn eql_search(&self, q: &EqlSpec<'_>, stats: &ExecStats) -> Result<EqlResult, Error> {
-        let _ = (q, stats);
+    async fn eql_search(&self, _q: &EqlSpec<'_>, _stats: &ExecStats) -> Result<EqlResult, Error> {
         Err(Error::Unsupported(EQL_NEEDS_ELASTICSEARCH.to_string()))
     }
 
