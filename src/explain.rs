@@ -16,10 +16,12 @@ use crate::engine::{ExecRule, ThresholdParams, Window, NEW_TERMS_PAGE_SIZE, THRE
 use crate::fields::FieldCatalog;
 use crate::rules::Rule;
 
+mod eql;
+
 /// Why a rule's requests cannot be explained.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ExplainError {
-    /// Only `query`, `new_terms` and `threshold` KQL rules run on Elasticsearch.
+    /// Only `query`, `new_terms`, `threshold` and `eql` rules run on Elasticsearch.
     #[error("rule {rule_id}: {reason}; detectd sends no Elasticsearch requests for it")]
     Unsupported { rule_id: String, reason: String },
     /// The rule's query or filters do not translate (Kibana refuses them too).
@@ -53,7 +55,9 @@ pub fn explain_rule(
         }
     })?;
     let mut out = Console::default();
-    let kind = if exec.new_terms.is_some() {
+    let kind = if exec.eql.is_some() {
+        "eql"
+    } else if exec.new_terms.is_some() {
         "new_terms"
     } else if exec.threshold.is_some() {
         "threshold"
@@ -72,6 +76,11 @@ pub fn explain_rule(
     out.comment("field types of the rule's indices (cached by the backend for a few minutes)");
     out.request("GET", &requests::field_caps_path(&exec.indices), None);
     match &exec.new_terms {
+        _ if exec.eql.is_some() => {
+            if let Some(e) = &exec.eql {
+                eql::explain_eql(&mut out, &exec, e, &rq, window);
+            }
+        }
         None if exec.threshold.is_some() => {
             if let Some(th) = &exec.threshold {
                 explain_threshold(&mut out, &exec, th, &rq, window);
@@ -439,16 +448,28 @@ value = "now-7d"
     }
 
     #[test]
-    fn eql_rules_are_refused_by_name() {
+    fn eql_rules_explain_their_one_eql_search() {
         let rule = load(
             &RULE
                 .replace("TYPE", "eql")
                 .replace("kuery", "eql")
                 .replace("'event.action: \"CreateDocument\"'", "'any where true'")
-                .replace("EXTRA", ""),
+                .replace(
+                    "EXTRA",
+                    "tiebreaker_field = \"event.sequence\"\nmax_signals = 7",
+                ),
         );
-        let err = explain_rule(&rule, Utc::now(), &FieldCatalog::builtin()).unwrap_err();
-        let msg = err.to_string();
-        assert!(msg.contains("rule r1") && msg.contains("eql"), "{msg}");
+        let text = explain_rule(&rule, Utc::now(), &FieldCatalog::builtin()).unwrap();
+        let reqs = bodies(&text);
+        assert_eq!(reqs.len(), 2, "field caps, then the eql search: {text}");
+        assert_eq!(
+            reqs[1].0,
+            "POST /logs-aws.cloudtrail-*/_eql/search?allow_no_indices=true"
+        );
+        let body = reqs[1].1.as_ref().unwrap();
+        assert_eq!(body["query"], "any where true");
+        assert_eq!(body["size"], 7);
+        assert_eq!(body["tiebreaker_field"], "event.sequence");
+        assert!(body.get("event_category_field").is_none());
     }
 }

@@ -75,6 +75,16 @@ fn threshold_rule_without_fields() {
 }
 
 #[test]
+fn eql_single_event_rule() {
+    check_rule("tests/eql/single_event.toml", "eql_single_event.txt");
+}
+
+#[test]
+fn eql_sequence_rule_with_override_category_timestamp_and_tiebreaker() {
+    check_rule("tests/eql/sequence.toml", "eql_sequence.txt");
+}
+
+#[test]
 fn unsupported_rule_types_are_refused_by_name() {
     let Some(rule) = std::env::var_os("DETECTD_SHARED_DATA")
         .map(std::path::PathBuf::from)
@@ -86,11 +96,11 @@ fn unsupported_rule_types_are_refused_by_name() {
             d.find_map(|e| {
                 let p = e.ok()?.path();
                 let text = std::fs::read_to_string(&p).ok()?;
-                text.contains("type = \"eql\"").then_some(p)
+                text.contains("type = \"esql\"").then_some(p)
             })
         })
     else {
-        eprintln!("skipping: no eql rule in the reference data");
+        eprintln!("skipping: no esql rule in the reference data");
         return;
     };
     let out = Command::new(env!("CARGO_BIN_EXE_detectd"))
@@ -99,5 +109,5 @@ fn unsupported_rule_types_are_refused_by_name() {
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("eql"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("esql"));
 }

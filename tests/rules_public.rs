@@ -69,6 +69,23 @@ fn public_rules_by_type() {
         anywhere, 156,
         "query, new_terms and threshold run on both backends"
     );
+    let es_only: Vec<&detectd::rules::Rule> = report
+        .rules
+        .iter()
+        .filter(|r| matches!(r.support(), Support::ElasticsearchOnly(_)))
+        .collect();
+    assert_eq!(es_only.len(), 28, "the eql rules run on Elasticsearch only");
+    for r in es_only {
+        assert_eq!(r.rule_type(), "eql", "{}", r.source.display());
+        assert!(r
+            .support()
+            .on(detectd::config::BackendKind::Elasticsearch)
+            .is_ok());
+        assert!(r
+            .support()
+            .on(detectd::config::BackendKind::Embedded)
+            .is_err());
+    }
 }
 
 #[test]

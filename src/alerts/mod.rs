@@ -9,6 +9,11 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
+mod sequence;
+pub use sequence::{
+    build_sequence_alerts, building_block_id, sequence_alert_id, SequenceEvent, BUILDING_BLOCK_TYPE,
+};
+
 /// Deterministic alert id: `sha256_hex` over the source index, the source `_id`, the rule id
 /// and (new_terms) the new-term values, each prefixed by its length so no two inputs collide.
 pub fn alert_id(index: &str, source_id: &str, rule_id: &str, new_terms: &[Value]) -> String {

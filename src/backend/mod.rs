@@ -16,6 +16,9 @@
 
 pub mod elasticsearch;
 pub mod embedded;
+mod eql;
+
+pub use eql::{EqlResult, EqlSequence, EqlSpec, EQL_NEEDS_ELASTICSEARCH};
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -384,6 +387,12 @@ pub trait Backend: Send + Sync {
         since: DateTime<Utc>,
         stats: &ExecStats,
     ) -> Result<Vec<ThresholdSignal>, Error>;
+
+    /// EQL rules: one `_eql/search` of the window (events or sequences, at most `q.size`).
+    /// Only Elasticsearch evaluates EQL; every other backend refuses (never panics).
+    async fn eql_search(&self, _q: &EqlSpec<'_>, _stats: &ExecStats) -> Result<EqlResult, Error> {
+        Err(Error::Unsupported(EQL_NEEDS_ELASTICSEARCH.to_string()))
+    }
 
     /// Writes alerts with create semantics (existing ids are duplicates).
     async fn write_alerts(

@@ -5,9 +5,14 @@
 //! distinct terms of the window and alert on the first document of each term that is new
 //! against the history window; threshold rules count the window's matching documents per term
 //! tuple and alert once per bucket over the threshold, leaving out the documents of buckets
-//! already alerted (the signal history, read back from the rule's threshold alerts). All dedup before the `max_signals` cap: an alert that already
+//! already alerted (the signal history, read back from the rule's threshold alerts); EQL rules
+//! (`eql.rs`) send one EQL search of the window and alert on its events or sequences. All dedup before the `max_signals` cap: an alert that already
 //! exists (an earlier overlapping window) neither counts nor consumes the cap.
 //! The executors never know which backend runs.
+
+mod eql;
+
+pub use eql::{eql_spec, EqlParams};
 
 use std::time::Instant;
 
@@ -53,6 +58,8 @@ pub struct ExecRule {
     pub new_terms: Option<NewTermsParams>,
     /// `Some` for threshold rules.
     pub threshold: Option<ThresholdParams>,
+    /// `Some` for EQL rules (`query` is then match-all: the EQL text is here).
+    pub eql: Option<EqlParams>,
     /// `kibana.alert.rule.*` fields (without the prefix).
     pub rule_fields: Map<String, Value>,
 }
@@ -63,7 +70,22 @@ impl ExecRule {
     pub fn from_rule(rule: &crate::rules::Rule) -> Result<ExecRule, String> {
         use crate::rules::RuleKind;
         let mut threshold = None;
+        let mut eql = None;
         let (query, new_terms) = match &rule.kind {
+            RuleKind::Eql {
+                query,
+                event_category_override,
+                timestamp_field,
+                tiebreaker_field,
+            } => {
+                eql = Some(EqlParams {
+                    query: query.clone(),
+                    event_category_field: event_category_override.clone(),
+                    timestamp_field: timestamp_field.clone(),
+                    tiebreaker_field: tiebreaker_field.clone(),
+                });
+                (Ast::MatchAll, None)
+            }
             RuleKind::Query { query, .. } => (query.clone(), None),
             RuleKind::Threshold {
                 query,
@@ -117,6 +139,7 @@ impl ExecRule {
             max_signals: rule.max_signals as usize,
             new_terms,
             threshold,
+            eql,
             rule_fields: rule.alert_rule_fields(),
         })
     }
@@ -220,6 +243,10 @@ pub async fn execute(
     let mut sink = Sink::new(rule.max_signals, &ctx, backend, &stats);
     let mut hits = 0u64;
     let outcome = match (&rule.new_terms, &rule.threshold) {
+        _ if rule.eql.is_some() => match &rule.eql {
+            Some(e) => eql::run_eql(rule, e, window, backend, &stats, &mut sink, &mut hits).await,
+            None => Ok(()),
+        },
         (Some(nt), _) => {
             run_new_terms(rule, nt, window, backend, &stats, &mut sink, &mut hits).await
         }
@@ -711,6 +738,7 @@ mod tests {
                 history_window_start: crate::time::parse_datemath("now-10d").unwrap(),
             }),
             threshold: None,
+            eql: None,
             rule_fields: Map::new(),
         }
     }

@@ -184,6 +184,14 @@ pub fn hunt(
             ));
             continue;
         }
+        if r.exec.eql.is_some() {
+            // The embedded evaluation has no EQL (its `query` is match-all): never run here.
+            summary.not_run.push((
+                r.exec.rule_id.clone(),
+                crate::backend::EQL_NEEDS_ELASTICSEARCH.into(),
+            ));
+            continue;
+        }
         let matcher = match compile(&r.exec, catalog) {
             Ok(m) => m,
             Err(e) => {

@@ -555,6 +555,8 @@ fn build(f: RuleFile, path: &Path) -> Result<Loaded, LoadError> {
             .map(|query| RuleKind::Eql {
                 query,
                 event_category_override: r.event_category_override.clone(),
+                timestamp_field: r.timestamp_field.clone(),
+                tiebreaker_field: r.tiebreaker_field.clone(),
             })
             .or_else(|| {
                 c.error("rule.query", "missing key `query`".to_string());

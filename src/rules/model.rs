@@ -94,7 +94,12 @@ pub enum RuleKind {
     /// `type = "eql"`.
     Eql {
         query: String,
+        /// `event_category_override`: `_eql/search`'s `event_category_field`.
         event_category_override: Option<String>,
+        /// `timestamp_field`: the field EQL orders events by (default `@timestamp`).
+        timestamp_field: Option<String>,
+        /// `tiebreaker_field`: orders events with the same timestamp.
+        tiebreaker_field: Option<String>,
     },
     /// `type = "esql"`.
     Esql { query: String },
@@ -229,8 +234,11 @@ impl RuleKind {
             RuleKind::Query { .. } | RuleKind::NewTerms { .. } | RuleKind::Threshold { .. } => {
                 Support::Anywhere
             }
-            RuleKind::Eql { .. } | RuleKind::Esql { .. } => {
-                Support::ElasticsearchOnly("needs the Elasticsearch backend")
+            RuleKind::Eql { .. } => Support::ElasticsearchOnly(
+                "eql rules need the Elasticsearch backend (`_eql/search`): the embedded backend does not evaluate EQL",
+            ),
+            RuleKind::Esql { .. } => {
+                Support::Unsupported("esql rules are not executed by this version yet")
             }
             RuleKind::MachineLearning { .. } => {
                 Support::Unsupported("machine_learning rules are not supported")
@@ -245,11 +253,8 @@ impl Support {
     pub fn on(self, backend: BackendKind) -> Result<(), &'static str> {
         match (self, backend) {
             (Support::Anywhere, _) => Ok(()),
-            // eql and esql need Elasticsearch's own endpoints (`_eql/search`, `_query`), which
-            // the executors do not call yet: reported, never silently skipped.
-            (Support::ElasticsearchOnly(_), BackendKind::Elasticsearch) => {
-                Err("eql and esql rules are not executed by this version yet")
-            }
+            // eql runs through Elasticsearch's own `_eql/search`.
+            (Support::ElasticsearchOnly(_), BackendKind::Elasticsearch) => Ok(()),
             (Support::ElasticsearchOnly(r), BackendKind::Embedded) => Err(r),
             (Support::Unsupported(r), _) => Err(r),
         }
@@ -411,6 +416,23 @@ impl Rule {
                 "threshold".into(),
                 json!({"field": fields, "value": value, "cardinality": card}),
             );
+        }
+        if let RuleKind::Eql {
+            event_category_override,
+            timestamp_field,
+            tiebreaker_field,
+            ..
+        } = &self.kind
+        {
+            for (k, v) in [
+                ("event_category_override", event_category_override),
+                ("timestamp_field", timestamp_field),
+                ("tiebreaker_field", tiebreaker_field),
+            ] {
+                if let Some(v) = v {
+                    m.insert(k.into(), json!(v));
+                }
+            }
         }
         if let Some(q) = self.kind.query_text() {
             m.insert("query".into(), json!(q));

@@ -17,7 +17,8 @@ pub struct Summary {
     pub by_type: BTreeMap<String, usize>,
     /// Rules that run on both backends (query, new_terms, threshold).
     pub runnable: usize,
-    /// Rules that run only on the Elasticsearch backend (eql, esql).
+    /// Rules that run only on the Elasticsearch backend (eql: the embedded backend does not
+    /// evaluate EQL).
     pub elasticsearch_only: usize,
     /// Rules that cannot run, by reason.
     pub unsupported: BTreeMap<String, usize>,
@@ -102,7 +103,7 @@ pub fn render_summary(s: &Summary) -> String {
         types.join(", ")
     ));
     out.push_str(&format!(
-        "runnable on both backends (query, new_terms, threshold): {}, need the Elasticsearch backend (eql, esql; not executed by this version yet): {}\n",
+        "runnable on both backends (query, new_terms, threshold): {}, runnable on the Elasticsearch backend only (eql; the embedded backend does not evaluate EQL): {}\n",
         s.runnable, s.elasticsearch_only
     ));
     for (reason, n) in &s.unsupported {

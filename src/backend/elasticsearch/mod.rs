@@ -8,6 +8,7 @@
 //! client talks to 7.10+ and 8.x servers.
 
 mod bulk;
+mod eql;
 pub mod ingest;
 mod new_terms;
 pub mod requests;
@@ -36,8 +37,9 @@ use elasticsearch::Elasticsearch;
 use serde_json::Value;
 
 use crate::backend::{
-    AlertDoc, Backend, Cursor, Error, ExecStats, ExecutionRecord, NewTerm, Page, QuerySpec,
-    RuleState, TermsPage, ThresholdPage, ThresholdSignal, ThresholdSpec, WriteOutcome,
+    AlertDoc, Backend, Cursor, EqlResult, EqlSpec, Error, ExecStats, ExecutionRecord, NewTerm,
+    Page, QuerySpec, RuleState, TermsPage, ThresholdPage, ThresholdSignal, ThresholdSpec,
+    WriteOutcome,
 };
 use crate::config::{AlertsConfig, ElasticsearchConfig};
 use crate::fields::FieldCatalog;
@@ -269,6 +271,10 @@ impl Backend for ElasticsearchBackend {
         stats: &ExecStats,
     ) -> Result<Vec<ThresholdSignal>, Error> {
         self.threshold_signals(rule_id, since, stats).await
+    }
+
+    async fn eql_search(&self, q: &EqlSpec<'_>, stats: &ExecStats) -> Result<EqlResult, Error> {
+        self.eql_window(q, stats).await
     }
 
     async fn write_alerts(

@@ -7,6 +7,8 @@ use serde_json::{json, Map, Value};
 
 use crate::backend::{AlertDoc, TimeField};
 
+pub mod eql;
+
 /// The field whose presence marks a document as an alert (never alerted on again).
 pub const ALERT_MARKER_FIELD: &str = "kibana.alert.uuid";
 /// `@timestamp`, the fallback time field of a `timestamp_override`.
