@@ -75,6 +75,22 @@ fn threshold_rule_without_fields() {
 }
 
 #[test]
+fn esql_rule_with_metadata_id() {
+    check_rule(
+        "tests/esql_rules/cloudtrail_logging_stopped_esql.toml",
+        "esql_metadata_id.txt",
+    );
+}
+
+#[test]
+fn esql_aggregating_rule() {
+    check_rule(
+        "tests/esql_rules/iam_discovery_burst_esql.toml",
+        "esql_aggregating.txt",
+    );
+}
+
+#[test]
 fn unsupported_rule_types_are_refused_by_name() {
     let Some(rule) = std::env::var_os("DETECTD_SHARED_DATA")
         .map(std::path::PathBuf::from)

@@ -86,7 +86,11 @@ fn public_rules_summary_by_type() {
     assert_eq!(s["by_type"]["threshold"], 5);
     assert_eq!(s["by_type"]["machine_learning"], 5);
     assert_eq!(s["runnable"], 156, "query, new_terms and threshold");
-    assert_eq!(s["elasticsearch_only"], 67);
+    assert_eq!(s["elasticsearch_only"], 28, "eql, not executed yet");
+    assert_eq!(
+        s["elasticsearch_runnable"], 39,
+        "esql, on Elasticsearch 8.11 or newer"
+    );
     assert!(s["unsupported"]
         .as_object()
         .unwrap()

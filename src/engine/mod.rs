@@ -5,9 +5,14 @@
 //! distinct terms of the window and alert on the first document of each term that is new
 //! against the history window; threshold rules count the window's matching documents per term
 //! tuple and alert once per bucket over the threshold, leaving out the documents of buckets
-//! already alerted (the signal history, read back from the rule's threshold alerts). All dedup before the `max_signals` cap: an alert that already
+//! already alerted (the signal history, read back from the rule's threshold alerts); ES|QL
+//! rules (`esql`) send their query with the window as a filter and alert once per row. All dedup before the `max_signals` cap: an alert that already
 //! exists (an earlier overlapping window) neither counts nor consumes the cap.
 //! The executors never know which backend runs.
+
+mod esql;
+
+pub use esql::EsqlParams;
 
 use std::time::Instant;
 
@@ -53,16 +58,20 @@ pub struct ExecRule {
     pub new_terms: Option<NewTermsParams>,
     /// `Some` for threshold rules.
     pub threshold: Option<ThresholdParams>,
+    /// `Some` for ES|QL rules (`query` is then match-all and unused).
+    pub esql: Option<EsqlParams>,
     /// `kibana.alert.rule.*` fields (without the prefix).
     pub rule_fields: Map<String, Value>,
 }
 
 impl ExecRule {
     /// The execution view of a validated rule; `Err` names why the rule type cannot run
-    /// (only `query`, `new_terms` and `threshold` KQL rules execute).
+    /// (`query`, `new_terms` and `threshold` KQL rules and `esql` rules execute).
     pub fn from_rule(rule: &crate::rules::Rule) -> Result<ExecRule, String> {
         use crate::rules::RuleKind;
         let mut threshold = None;
+        let mut esql = None;
+        let mut indices = rule.index.clone();
         let (query, new_terms) = match &rule.kind {
             RuleKind::Query { query, .. } => (query.clone(), None),
             RuleKind::Threshold {
@@ -91,6 +100,12 @@ impl ExecRule {
                     history_window_start: history_window_start.clone(),
                 }),
             ),
+            RuleKind::Esql { query } => {
+                let p = EsqlParams::new(query);
+                indices = p.from.clone();
+                esql = Some(p);
+                (Ast::MatchAll, None)
+            }
             other => return Err(format!("rule type `{}` is not executed", other.type_name())),
         };
         let time = match &rule.timestamp_override {
@@ -108,7 +123,7 @@ impl ExecRule {
             name: rule.name.clone(),
             severity: rule.severity.as_str().to_string(),
             risk_score: f64::from(rule.risk_score),
-            indices: rule.index.clone(),
+            indices,
             query,
             filters: rule.filters.clone(),
             time,
@@ -117,6 +132,7 @@ impl ExecRule {
             max_signals: rule.max_signals as usize,
             new_terms,
             threshold,
+            esql,
             rule_fields: rule.alert_rule_fields(),
         })
     }
@@ -220,6 +236,9 @@ pub async fn execute(
     let mut sink = Sink::new(rule.max_signals, &ctx, backend, &stats);
     let mut hits = 0u64;
     let outcome = match (&rule.new_terms, &rule.threshold) {
+        _ if rule.esql.is_some() => {
+            esql::run_esql(rule, window, backend, &stats, &mut sink, &mut hits).await
+        }
         (Some(nt), _) => {
             run_new_terms(rule, nt, window, backend, &stats, &mut sink, &mut hits).await
         }
@@ -711,6 +730,7 @@ mod tests {
                 history_window_start: crate::time::parse_datemath("now-10d").unwrap(),
             }),
             threshold: None,
+            esql: None,
             rule_fields: Map::new(),
         }
     }

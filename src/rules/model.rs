@@ -112,6 +112,9 @@ pub enum RuleKind {
 pub enum Support {
     /// Both backends (query, new_terms, threshold).
     Anywhere,
+    /// Executed on the Elasticsearch backend only (esql: the cluster must be Elasticsearch
+    /// 8.11 or newer), with the reason it cannot run embedded.
+    Elasticsearch(&'static str),
     /// Only on Elasticsearch, with the reason it cannot run embedded.
     ElasticsearchOnly(&'static str),
     /// Nowhere, with the reason.
@@ -229,8 +232,9 @@ impl RuleKind {
             RuleKind::Query { .. } | RuleKind::NewTerms { .. } | RuleKind::Threshold { .. } => {
                 Support::Anywhere
             }
-            RuleKind::Eql { .. } | RuleKind::Esql { .. } => {
-                Support::ElasticsearchOnly("needs the Elasticsearch backend")
+            RuleKind::Eql { .. } => Support::ElasticsearchOnly("needs the Elasticsearch backend"),
+            RuleKind::Esql { .. } => {
+                Support::Elasticsearch("ES|QL rules need the Elasticsearch backend")
             }
             RuleKind::MachineLearning { .. } => {
                 Support::Unsupported("machine_learning rules are not supported")
@@ -245,6 +249,8 @@ impl Support {
     pub fn on(self, backend: BackendKind) -> Result<(), &'static str> {
         match (self, backend) {
             (Support::Anywhere, _) => Ok(()),
+            (Support::Elasticsearch(_), BackendKind::Elasticsearch) => Ok(()),
+            (Support::Elasticsearch(r), BackendKind::Embedded) => Err(r),
             // eql and esql need Elasticsearch's own endpoints (`_eql/search`, `_query`), which
             // the executors do not call yet: reported, never silently skipped.
             (Support::ElasticsearchOnly(_), BackendKind::Elasticsearch) => {

@@ -17,8 +17,10 @@ pub struct Summary {
     pub by_type: BTreeMap<String, usize>,
     /// Rules that run on both backends (query, new_terms, threshold).
     pub runnable: usize,
-    /// Rules that run only on the Elasticsearch backend (eql, esql).
+    /// Rules that need the Elasticsearch backend and are not executed yet (eql).
     pub elasticsearch_only: usize,
+    /// Rules that run on the Elasticsearch backend only (esql, on Elasticsearch 8.11 or newer).
+    pub elasticsearch_runnable: usize,
     /// Rules that cannot run, by reason.
     pub unsupported: BTreeMap<String, usize>,
     pub warnings: usize,
@@ -27,7 +29,7 @@ pub struct Summary {
     /// embedded backend without the databases in `embedded.geoip_databases`.
     pub needs_geoip: Vec<String>,
     /// With `--cluster`: rules the configured cluster cannot run (`min_stack_version` newer
-    /// than it), with the reason.
+    /// than it, ES|QL on OpenSearch or before 8.11), with the reason.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub not_runnable_on_cluster: Vec<String>,
 }
@@ -79,6 +81,7 @@ pub fn summarize(report: &LoadReport) -> Summary {
         match r.support() {
             Support::Anywhere => s.runnable += 1,
             Support::ElasticsearchOnly(_) => s.elasticsearch_only += 1,
+            Support::Elasticsearch(_) => s.elasticsearch_runnable += 1,
             Support::Unsupported(reason) => {
                 *s.unsupported.entry(reason.to_string()).or_default() += 1
             }
@@ -102,8 +105,12 @@ pub fn render_summary(s: &Summary) -> String {
         types.join(", ")
     ));
     out.push_str(&format!(
-        "runnable on both backends (query, new_terms, threshold): {}, need the Elasticsearch backend (eql, esql; not executed by this version yet): {}\n",
+        "runnable on both backends (query, new_terms, threshold): {}, need the Elasticsearch backend (eql; not executed by this version yet): {}\n",
         s.runnable, s.elasticsearch_only
+    ));
+    out.push_str(&format!(
+        "runnable on Elasticsearch 8.11 or newer only (esql): {}\n",
+        s.elasticsearch_runnable
     ));
     for (reason, n) in &s.unsupported {
         out.push_str(&format!("unsupported: {n} ({reason})\n"));

@@ -8,6 +8,7 @@
 //! client talks to 7.10+ and 8.x servers.
 
 mod bulk;
+pub mod esql;
 pub mod ingest;
 mod new_terms;
 pub mod requests;
@@ -36,8 +37,8 @@ use elasticsearch::Elasticsearch;
 use serde_json::Value;
 
 use crate::backend::{
-    AlertDoc, Backend, Cursor, Error, ExecStats, ExecutionRecord, NewTerm, Page, QuerySpec,
-    RuleState, TermsPage, ThresholdPage, ThresholdSignal, ThresholdSpec, WriteOutcome,
+    AlertDoc, Backend, Cursor, Error, EsqlSpec, ExecStats, ExecutionRecord, NewTerm, Page,
+    QuerySpec, RuleState, TermsPage, ThresholdPage, ThresholdSignal, ThresholdSpec, WriteOutcome,
 };
 use crate::config::{AlertsConfig, ElasticsearchConfig};
 use crate::fields::FieldCatalog;
@@ -269,6 +270,24 @@ impl Backend for ElasticsearchBackend {
         stats: &ExecStats,
     ) -> Result<Vec<ThresholdSignal>, Error> {
         self.threshold_signals(rule_id, since, stats).await
+    }
+
+    async fn esql_rows(
+        &self,
+        q: &EsqlSpec<'_>,
+        size: usize,
+        stats: &ExecStats,
+    ) -> Result<Vec<serde_json::Map<String, Value>>, Error> {
+        self.esql_query(q, size, stats).await
+    }
+
+    async fn esql_sources(
+        &self,
+        indices: &[String],
+        ids: &[Value],
+        stats: &ExecStats,
+    ) -> Result<Vec<crate::backend::Hit>, Error> {
+        self.esql_fetch_sources(indices, ids, stats).await
     }
 
     async fn write_alerts(
