@@ -540,6 +540,32 @@ async fn an_unknown_index_fails_the_execution_but_a_syntax_error_retires_the_rul
     assert!(syntax.message.unwrap().contains("parsing_exception"));
 }
 
+#[tokio::test]
+async fn a_cluster_without_the_query_endpoint_retires_the_rule() {
+    // An Elasticsearch without the x-pack-esql module (the Maven Central node of
+    // scripts/search-node.sh without DETECTD_ES_ESQL=1) answers so:
+    let server = MockServer::start().await;
+    mount_root(&server, "9.5.3", false).await;
+    Mock::given(method("POST"))
+        .and(path("/_query"))
+        .respond_with(ResponseTemplate::new(405).set_body_json(json!({
+            "error": "Incorrect HTTP method for uri [/_query] and method [POST], allowed: [GET, PUT, DELETE, HEAD]",
+            "status": 405
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let b = backend(&server.uri());
+    let (_, exec) = rule("esql-no-endpoint", STATS_QUERY, 100);
+    let res = run(&exec, &b).await;
+    assert_eq!(res.status, Status::Failed);
+    assert!(res.not_runnable, "{res:?}");
+    assert!(res
+        .message
+        .unwrap()
+        .contains("this cluster has no ES|QL endpoint"),);
+}
+
 #[test]
 fn esql_rules_run_on_elasticsearch_only() {
     let (rule, _) = rule("esql-support", STATS_QUERY, 100);

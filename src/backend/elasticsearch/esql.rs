@@ -150,6 +150,17 @@ impl ElasticsearchBackend {
             .await;
         stats.add_search(started.elapsed());
         let r = r?;
+        // 405: `_query` is taken for an index name (`PUT /{index}`): no ES|QL on this node
+        // (an Elasticsearch built without the x-pack-esql module), for good.
+        if r.status == 405 {
+            return Err(Error::Rejected {
+                operation: op.into(),
+                reason: format!(
+                    "this cluster has no ES|QL endpoint (POST {QUERY_PATH}: HTTP 405: {})",
+                    super::transport::error_reason(&r.body)
+                ),
+            });
+        }
         // An unknown index or column (`verification_exception`) depends on the data, which may
         // come later: the execution fails and the next one asks again, as Kibana's does. Any
         // other 400 (a syntax error, no `_query` handler) is the rule's for good.
