@@ -1,7 +1,8 @@
 //! ES|QL rules: one `_query` per page, the window as a filter, one alert per row.
 //!
 //! Follows Kibana's ES|QL executor (security_solution `rule_types/esql/esql.ts`, elastic/kibana
-//! commit 012f5d98, with `utils/generate_alert_id.ts`, `fetch_source_documents.ts` and
+//! commit 012f5d98: the limit-raising loop before Kibana 9 paged by excluding alerted ids, with
+//! `utils/generate_alert_id.ts`, `fetch_source_documents.ts` and
 //! `utils/merge_esql_result_in_source.ts` of the same era):
 //! - ES|QL has no paging: the query is sent with `| limit max_signals`; while the answer is full
 //!   and fewer than `max_signals` alerts were created (duplicates do not count), it is sent

@@ -115,7 +115,8 @@ pub enum Support {
     /// Executed on the Elasticsearch backend only (esql: the cluster must be Elasticsearch
     /// 8.11 or newer), with the reason it cannot run embedded.
     Elasticsearch(&'static str),
-    /// Only on Elasticsearch, with the reason it cannot run embedded.
+    /// Only on Elasticsearch, and not executed by this version yet (eql), with the reason it
+    /// cannot run embedded.
     ElasticsearchOnly(&'static str),
     /// Nowhere, with the reason.
     Unsupported(&'static str),
@@ -251,10 +252,10 @@ impl Support {
             (Support::Anywhere, _) => Ok(()),
             (Support::Elasticsearch(_), BackendKind::Elasticsearch) => Ok(()),
             (Support::Elasticsearch(r), BackendKind::Embedded) => Err(r),
-            // eql and esql need Elasticsearch's own endpoints (`_eql/search`, `_query`), which
-            // the executors do not call yet: reported, never silently skipped.
+            // eql needs Elasticsearch's own endpoint (`_eql/search`), which the executors do
+            // not call yet: reported, never silently skipped.
             (Support::ElasticsearchOnly(_), BackendKind::Elasticsearch) => {
-                Err("eql and esql rules are not executed by this version yet")
+                Err("eql rules are not executed by this version yet")
             }
             (Support::ElasticsearchOnly(r), BackendKind::Embedded) => Err(r),
             (Support::Unsupported(r), _) => Err(r),

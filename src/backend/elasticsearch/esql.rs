@@ -3,10 +3,13 @@
 //! `METADATA _id` query.
 //!
 //! Follows Kibana's ES|QL rule executor (security_solution
-//! `server/lib/detection_engine/rule_types/esql/`, as of elastic/kibana commit 012f5d98 of
-//! `esql.ts`, before the switch to `_query/async`): `build_esql_search_request.ts` (the body),
-//! `utils/row_to_document.ts` (null cells left out), `fetch_source_documents.ts` (an `ids` search
-//! over the query's `FROM` indices). Differences, each for a reason:
+//! `server/lib/detection_engine/rule_types/esql/`): `build_esql_search_request.ts` (the body:
+//! `${query} | limit ${size}` and `filter.bool.filter: [time range, query filter]`, as of
+//! elastic/kibana b407077; the 8.x versions asked for `size + 1` rows, which only read one row
+//! twice), `utils/row_to_document.ts` (null cells left out), `fetch_source_documents.ts` (an
+//! `ids` search over the query's `FROM` indices). Differences, each for a reason:
+//! - the synchronous `POST /_query` of 8.11+, as Kibana 8.x sent it (`esql_request.ts`), not
+//!   the `_query/async` of later Kibana (8.13+ only); no `wait_for_completion_timeout`;
 //! - no `drop_null_columns=true` query parameter: 8.11 and 8.12 refuse it (it came in 8.13),
 //!   and rows leave null cells out anyway, so the rows are the same;
 //! - the source-documents search asks for `_source` only (Kibana adds `fields: ["*"]`, which
