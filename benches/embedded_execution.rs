@@ -159,6 +159,12 @@ fn main() -> anyhow::Result<()> {
         let execs: Vec<ExecRule> = report
             .rules
             .iter()
+            // what the embedded backend runs (ES|QL rules execute on Elasticsearch only)
+            .filter(|r| {
+                r.support()
+                    .on(detectd::config::BackendKind::Embedded)
+                    .is_ok()
+            })
             .filter_map(|r| ExecRule::from_rule(r).ok())
             .collect();
         let specs: Vec<(&[String], &detectd::kql::Ast, &[serde_json::Value])> = execs

@@ -15,6 +15,9 @@
 #                           must be reachable by an unprivileged user when run as root)
 #   DETECTD_NODE_PORT       HTTP port                    (default: a free one)
 #   DETECTD_ES_VERSION      default 9.5.3 when a JDK >= 21 is found, else 8.19.21
+#   DETECTD_ES_ESQL=1       Elasticsearch with ES|QL (x-pack-core, -esql-core, -esql):
+#                           8.19.21 only (9.5.3's ES|QL jars are not all on Maven Central);
+#                           its own node home (elasticsearch-8.19.21-esql)
 #   DETECTD_OS_VERSION      default 2.19.6
 #   DETECTD_ES_JAVA_HOME / DETECTD_OS_JAVA_HOME   force the JDK for one engine
 #   DETECTD_NODE_START_TIMEOUT  seconds to wait for the node (default 180)
@@ -141,7 +144,7 @@ resolve_jars() {
     mkdir -p "$stage" "$home/lib" "$home/modules"
     log "resolving $engine $version with Maven (~/.m2 cache)"
     # -q hides the download chatter; Maven's errors still reach stderr.
-    if ! mvn -B -q -Dstyle.color=never -f "$RES_DIR/pom.xml" -P"$engine" -Dengine.version="$version" \
+    if ! mvn -B -q -Dstyle.color=never -f "$RES_DIR/pom.xml" -P"$engine${EXTRA_PROFILES:-}" -Dengine.version="$version" \
         -DincludeScope=runtime -DoutputDirectory="$stage/jars" -DoutputFile="$stage/tree.txt" \
         dependency:copy-dependencies dependency:tree </dev/null 2>&1 |
         sed 's/\x1b\[[0-9;]*m//g; /^[[:space:]]*$/d' >&2; then # (Maven 3.8 emits colour resets even with -B)
@@ -182,13 +185,34 @@ layout_es() { # version home java
     # would ask for a Java module layer) and name the folder after the plugin.
     for dir in "$home"/modules/*/; do
         dir=${dir%/}
-        jar=$(compgen -G "$dir/$(basename "$dir")-*.jar" | head -n1)
+        jar=$(compgen -G "$dir/$(basename "$dir")-[0-9]*.jar" | head -n1)
         desc=$(unzip -Z1 "$jar" | grep -m1 '^META-INF/es-plugins/.*/plugin-descriptor.properties$' || true)
         [[ -n $desc ]] || { log "no plugin descriptor in $jar"; return 1; }
         name=$(basename "$(dirname "$desc")")
         unzip -p "$jar" "$desc" | grep -v '^modulename=' >"$dir/plugin-descriptor.properties"
         [[ $dir == "$home/modules/$name" ]] || mv "$dir" "$home/modules/$name"
     done
+    # ES|QL (DETECTD_ES_ESQL=1): x-pack-esql extends lang-painless and x-pack-ml, which are
+    # not published: keep only the extended plugins that are present (what ES|QL runs needs
+    # neither). x-pack-core needs elasticsearch-ssl-config, which Maven's tree lists under
+    # transport-netty4 only (the distribution ships it in both module folders).
+    local d ext kept p
+    for d in "$home"/modules/*/; do
+        ext=$(sed -n 's/^extended\.plugins=//p' "$d/plugin-descriptor.properties")
+        [[ -n $ext ]] || continue
+        kept=
+        for p in ${ext//,/ }; do
+            if [[ -d $home/modules/$p ]]; then
+                kept=${kept:+$kept,}$p
+            else
+                log "$(basename "$d"): extended plugin $p is not published, left out"
+            fi
+        done
+        sed -i "s/^extended\.plugins=.*/extended.plugins=$kept/" "$d/plugin-descriptor.properties"
+    done
+    if [[ -d $home/modules/x-pack-core ]]; then
+        cp "$home"/modules/transport-netty4/elasticsearch-ssl-config-*.jar "$home/modules/x-pack-core/"
+    fi
     # Elasticsearch loads zstd (the best_compression codec: without it a shard of such
     # an index fails) from lib/platform/<os-arch>/, where the tarball ships its own
     # copy; the jars do not carry it, so point it at the system's libzstd (Debian's
@@ -320,7 +344,7 @@ java_cmd_os() { # home java: OpenSearch's own bootstrap (Security Manager, jar h
 
 # start_engine engine: lay out (or reuse) the node home, start the JVM, wait.
 start_engine() {
-    local engine=$1 short version java home stamp port tport data url pid
+    local engine=$1 short version java home stamp port tport data url pid flavour=
     case $engine in
     elasticsearch)
         short=es
@@ -329,6 +353,15 @@ start_engine() {
         version=${DETECTD_ES_VERSION:-}
         if [[ -z $version ]]; then
             if java=$(find_java 21 99 "${DETECTD_ES_JAVA_HOME:-}"); then version=9.5.3; else version=8.19.21; fi
+        fi
+        if [[ ${DETECTD_ES_ESQL:-} == 1 ]]; then
+            [[ -n ${DETECTD_ES_VERSION:-} ]] || version=8.19.21
+            if [[ $version != 8.* ]]; then
+                log "DETECTD_ES_ESQL=1 needs DETECTD_ES_VERSION=8.19.21: the ES|QL jars of $version are not all on Maven Central"
+                return 1
+            fi
+            EXTRA_PROFILES=,esql
+            flavour=-esql
         fi
         if [[ $version == 9.* ]]; then
             java=$(find_java 21 99 "${DETECTD_ES_JAVA_HOME:-}") || java=
@@ -349,9 +382,9 @@ start_engine() {
 
     # The layout is reused while the pom, the launcher, the policies, the version
     # and the JDK are unchanged (so a warm start skips Maven entirely).
-    home="$NODE_DIR/$engine-$version"
+    home="$NODE_DIR/$engine-$version$flavour"
     stamp=$(cat "$RES_DIR/pom.xml" "$RES_DIR/DetectdEsNode.java" "$RES_DIR"/opensearch-policies/* \
-        <(echo "$engine $version $java layout-v2") | sha256sum | cut -c1-16)
+        <(echo "$engine $version$flavour $java layout-v2") | sha256sum | cut -c1-16)
     if [[ $(cat "$home/.layout" 2>/dev/null) != "$stamp" ]]; then
         rm -rf "$home"
         mkdir -p "$home/config"

@@ -5,13 +5,16 @@
 # DETECTD_ES_URL pointing at it and DETECTD_REQUIRE_LIVE=1 (a live test that cannot reach it
 # fails instead of skipping), and stops the node however the tests end. The first engine runs
 # the whole suite (`cargo test --locked`); the next ones run the live test binaries again.
+# `elasticsearch-esql` is Elasticsearch 8.19.21 with the ES|QL modules (DETECTD_ES_ESQL=1):
+# only the live ES|QL test runs there, and it may not skip (DETECTD_REQUIRE_ESQL=1).
 #
-#   DETECTD_TEST_ENGINES   engines to test against, in order (opensearch, elasticsearch)
+#   DETECTD_TEST_ENGINES   engines to test against, in order (opensearch, elasticsearch,
+#                          elasticsearch-esql)
 #   DETECTD_ES_URL         set: test against that cluster only, start no node
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-LIVE_TESTS=(--test es_live --test es_live_pipeline --test scenarios)
+LIVE_TESTS=(--test es_live --test es_live_pipeline --test es_live_esql --test scenarios)
 export DETECTD_REQUIRE_LIVE=1
 
 if [[ -n ${DETECTD_ES_URL:-} ]]; then
@@ -21,11 +24,17 @@ fi
 
 trap 'bash scripts/search-node.sh stop >&2 || true' EXIT
 first=1
-for engine in ${DETECTD_TEST_ENGINES:-opensearch elasticsearch}; do
-    DETECTD_ES_URL=$(DETECTD_SEARCH_ENGINE=$engine bash scripts/search-node.sh start | tail -n1)
+for engine in ${DETECTD_TEST_ENGINES:-opensearch elasticsearch elasticsearch-esql}; do
+    if [[ $engine == elasticsearch-esql ]]; then
+        DETECTD_ES_URL=$(DETECTD_SEARCH_ENGINE=elasticsearch DETECTD_ES_ESQL=1 bash scripts/search-node.sh start | tail -n1)
+    else
+        DETECTD_ES_URL=$(DETECTD_SEARCH_ENGINE=$engine bash scripts/search-node.sh start | tail -n1)
+    fi
     export DETECTD_ES_URL
-    echo "live tests against: $(bash scripts/search-node.sh status)" >&2
-    if [[ $first == 1 ]]; then
+    echo "live tests against: $(bash scripts/search-node.sh status) ($engine)" >&2
+    if [[ $engine == elasticsearch-esql ]]; then
+        DETECTD_REQUIRE_ESQL=1 cargo test --locked --test es_live_esql
+    elif [[ $first == 1 ]]; then
         cargo test --locked
         first=0
     else

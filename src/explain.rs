@@ -7,6 +7,8 @@
 //! only an earlier response can supply (the point-in-time id, the terms phase 1 returns) are
 //! written as `<<...>>` placeholder strings.
 
+mod esql;
+
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
@@ -21,7 +23,8 @@ mod eql;
 /// Why a rule's requests cannot be explained.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ExplainError {
-    /// Only `query`, `new_terms`, `threshold` and `eql` rules run on Elasticsearch.
+    /// Only `query`, `new_terms` and `threshold` KQL rules, `eql` and `esql` rules run on
+    /// Elasticsearch.
     #[error("rule {rule_id}: {reason}; detectd sends no Elasticsearch requests for it")]
     Unsupported { rule_id: String, reason: String },
     /// The rule's query or filters do not translate (Kibana refuses them too).
@@ -47,6 +50,9 @@ pub fn explain_rule(
         rule_id: rule.rule_id.clone(),
         reason,
     })?;
+    if let Some(p) = &exec.esql {
+        return Ok(esql::explain(&exec, p, at));
+    }
     let window = Window::at(&exec, at);
     let rq = crate::dsl::rule_query(&exec.query, &exec.filters, fields).map_err(|e| {
         ExplainError::Query {

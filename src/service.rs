@@ -230,7 +230,7 @@ pub async fn open_backend(
                     rules
                         .iter()
                         .filter_map(|r| {
-                            let why = info.refuses(r.rule.min_stack_version.as_deref())?;
+                            let why = info.refuses_rule(&r.rule)?;
                             Some((r.rule.rule_id.clone(), r.rule.name.clone(), why))
                         })
                         .collect()
@@ -658,7 +658,7 @@ pub async fn status_sources(cfg: &Config, rules: &[RunnableRule]) -> anyhow::Res
                 not_runnable: rules
                     .iter()
                     .filter_map(|r| {
-                        let why = info.refuses(r.rule.min_stack_version.as_deref())?;
+                        let why = info.refuses_rule(&r.rule)?;
                         Some((r.rule.rule_id.clone(), why))
                     })
                     .collect(),

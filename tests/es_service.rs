@@ -1,7 +1,8 @@
 //! `detectd run` and `detectd status` end to end against a fake Elasticsearch
 //! (`tests/common/fake_es.rs`): a rule the cluster refuses with a permanent 400 runs once and
 //! is then taken out of the schedule; a rule whose `min_stack_version` is newer than the
-//! cluster is reported and never searched; the other rules run at every interval; state and
+//! cluster is reported and never searched, and so is an ES|QL rule on a cluster before 8.11 (no
+//! `_query` sent); the other rules run at every interval; state and
 //! records go through `_bulk` without refresh waits.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -80,6 +81,14 @@ async fn refused_and_too_new_rules_are_reported_once_and_not_run_again() {
         "event.action: StopLogging",
         "min_stack_version = \"9.3.0\"",
     );
+    // ES|QL needs 8.11; the fake cluster answers as 7.10.0
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/esql_rules/iam_discovery_burst_esql.toml"),
+        rules.join("esql.toml"),
+    )
+    .unwrap();
+    let esql_id = "6e3bcbd8-4e1a-4b8e-9d1c-0e5a1c000002";
     std::fs::write(tmp.path().join("config.toml"), "rules_dir = \"rules\"\n").unwrap();
 
     let (_, stdout, stderr) = detectd(
@@ -98,6 +107,7 @@ async fn refused_and_too_new_rules_are_reported_once_and_not_run_again() {
     assert_eq!(searches("ok-*"), 12, "{by_path:?}\n{stdout}\n{stderr}");
     assert_eq!(searches("refused-*"), 1, "{by_path:?}\n{stderr}");
     assert_eq!(searches("new-*"), 0, "{by_path:?}");
+    assert!(!by_path.contains_key("/_query"), "{by_path:?}");
     assert_eq!(counts.refused.load(Ordering::Relaxed), 1);
     let reported = |id: &str| {
         stderr
@@ -109,6 +119,13 @@ async fn refused_and_too_new_rules_are_reported_once_and_not_run_again() {
     };
     assert_eq!(reported("refused"), 1, "{stderr}");
     assert_eq!(reported("too-new"), 1, "{stderr}");
+    assert_eq!(reported(esql_id), 1, "{stderr}");
+    assert!(
+        stderr.contains(
+            "ES|QL needs Elasticsearch 8.11 or newer; this cluster is Elasticsearch 7.10.0"
+        ),
+        "{stderr}"
+    );
     assert!(stderr.contains("9.3.0"), "{stderr}");
     // nothing waited for a refresh, and state and records reached the cluster
     assert_eq!(counts.refresh_waits.load(Ordering::Relaxed), 0);
@@ -120,9 +137,10 @@ async fn refused_and_too_new_rules_are_reported_once_and_not_run_again() {
     assert!(ok, "{stderr}");
     assert!(stderr.contains("cluster: Elasticsearch 7.10.0"), "{stderr}");
     assert!(
-        validate.contains("not runnable on this cluster: 1 rules")
+        validate.contains("not runnable on this cluster: 2 rules")
             && validate.contains("Rule too-new")
-            && validate.contains("needs Elastic stack 9.3.0"),
+            && validate.contains("needs Elastic stack 9.3.0")
+            && validate.contains("(rules/esql.toml): ES|QL needs Elasticsearch 8.11 or newer"),
         "{validate}"
     );
 
@@ -131,6 +149,11 @@ async fn refused_and_too_new_rules_are_reported_once_and_not_run_again() {
     let line = status.lines().find(|l| l.starts_with("too-new")).unwrap();
     assert!(
         line.contains("not runnable on this cluster: needs Elastic stack 9.3.0"),
+        "{status}"
+    );
+    let line = status.lines().find(|l| l.starts_with(esql_id)).unwrap();
+    assert!(
+        line.contains("not runnable on this cluster: ES|QL needs Elasticsearch 8.11 or newer"),
         "{status}"
     );
 }

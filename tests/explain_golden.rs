@@ -85,6 +85,22 @@ fn eql_sequence_rule_with_override_category_timestamp_and_tiebreaker() {
 }
 
 #[test]
+fn esql_rule_with_metadata_id() {
+    check_rule(
+        "tests/esql_rules/cloudtrail_logging_stopped_esql.toml",
+        "esql_metadata_id.txt",
+    );
+}
+
+#[test]
+fn esql_aggregating_rule() {
+    check_rule(
+        "tests/esql_rules/iam_discovery_burst_esql.toml",
+        "esql_aggregating.txt",
+    );
+}
+
+#[test]
 fn unsupported_rule_types_are_refused_by_name() {
     let Some(rule) = std::env::var_os("DETECTD_SHARED_DATA")
         .map(std::path::PathBuf::from)
@@ -96,11 +112,11 @@ fn unsupported_rule_types_are_refused_by_name() {
             d.find_map(|e| {
                 let p = e.ok()?.path();
                 let text = std::fs::read_to_string(&p).ok()?;
-                text.contains("type = \"esql\"").then_some(p)
+                text.contains("type = \"machine_learning\"").then_some(p)
             })
         })
     else {
-        eprintln!("skipping: no esql rule in the reference data");
+        eprintln!("skipping: no machine_learning rule in the reference data");
         return;
     };
     let out = Command::new(env!("CARGO_BIN_EXE_detectd"))
@@ -109,5 +125,5 @@ fn unsupported_rule_types_are_refused_by_name() {
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("esql"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("machine_learning"));
 }

@@ -91,8 +91,8 @@ fn public_rules_summary_by_type() {
         "eql runs on Elasticsearch (the embedded backend does not evaluate EQL)"
     );
     assert_eq!(
-        s["unsupported"]["esql rules are not executed by this version yet"],
-        39
+        s["elasticsearch_8_11_only"], 39,
+        "esql, on Elasticsearch 8.11 or newer"
     );
     assert!(s["unsupported"]
         .as_object()

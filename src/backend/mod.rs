@@ -135,6 +135,20 @@ pub struct QuerySpec<'a> {
     pub to: DateTime<Utc>,
 }
 
+/// What an ES|QL rule runs (Elasticsearch only): its query over an inclusive time range, the
+/// range applied as a query-DSL filter on the time field(s), as for a KQL rule.
+#[derive(Debug, Clone)]
+pub struct EsqlSpec<'a> {
+    /// The rule's ES|QL query as written.
+    pub query: &'a str,
+    pub time: &'a TimeField,
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+}
+
+/// Why the embedded backend runs no ES|QL rule.
+pub const ESQL_NEEDS_ELASTICSEARCH: &str = "ES|QL rules need the Elasticsearch backend";
+
 /// One source document returned by a search.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Hit {
@@ -392,6 +406,28 @@ pub trait Backend: Send + Sync {
     /// Only Elasticsearch evaluates EQL; every other backend refuses (never panics).
     async fn eql_search(&self, _q: &EqlSpec<'_>, _stats: &ExecStats) -> Result<EqlResult, Error> {
         Err(Error::Unsupported(EQL_NEEDS_ELASTICSEARCH.to_string()))
+    }
+
+    /// ES|QL rules: the rows of `q.query | limit size` over the window, in answer order, each
+    /// as column → value with null cells left out. Only Elasticsearch (8.11+) runs ES|QL.
+    async fn esql_rows(
+        &self,
+        _q: &EsqlSpec<'_>,
+        _size: usize,
+        _stats: &ExecStats,
+    ) -> Result<Vec<serde_json::Map<String, Value>>, Error> {
+        Err(Error::Unsupported(ESQL_NEEDS_ELASTICSEARCH.into()))
+    }
+
+    /// ES|QL rules with `METADATA _id`: the documents with these `_id`s in `indices` (the
+    /// query's `FROM` list).
+    async fn esql_sources(
+        &self,
+        _indices: &[String],
+        _ids: &[Value],
+        _stats: &ExecStats,
+    ) -> Result<Vec<Hit>, Error> {
+        Err(Error::Unsupported(ESQL_NEEDS_ELASTICSEARCH.into()))
     }
 
     /// Writes alerts with create semantics (existing ids are duplicates).

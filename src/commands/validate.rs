@@ -55,7 +55,7 @@ pub fn run(cli: &Cli, args: &ValidateArgs) -> anyhow::Result<ExitCode> {
             .rules
             .iter()
             .filter_map(|r| {
-                let why = info.refuses(r.min_stack_version.as_deref())?;
+                let why = info.refuses_rule(r)?;
                 Some(format!("{} ({}): {why}", r.name, r.source.display()))
             })
             .collect();

@@ -6,13 +6,16 @@
 //! against the history window; threshold rules count the window's matching documents per term
 //! tuple and alert once per bucket over the threshold, leaving out the documents of buckets
 //! already alerted (the signal history, read back from the rule's threshold alerts); EQL rules
-//! (`eql.rs`) send one EQL search of the window and alert on its events or sequences. All dedup before the `max_signals` cap: an alert that already
+//! (`eql.rs`) send one EQL search of the window and alert on its events or sequences; ES|QL
+//! rules (`esql.rs`) send their query with the window as a filter and alert once per row. All dedup before the `max_signals` cap: an alert that already
 //! exists (an earlier overlapping window) neither counts nor consumes the cap.
 //! The executors never know which backend runs.
 
 mod eql;
+mod esql;
 
 pub use eql::{eql_spec, EqlParams};
+pub use esql::EsqlParams;
 
 use std::time::Instant;
 
@@ -60,17 +63,21 @@ pub struct ExecRule {
     pub threshold: Option<ThresholdParams>,
     /// `Some` for EQL rules (`query` is then match-all: the EQL text is here).
     pub eql: Option<EqlParams>,
+    /// `Some` for ES|QL rules (`query` is then match-all and unused).
+    pub esql: Option<EsqlParams>,
     /// `kibana.alert.rule.*` fields (without the prefix).
     pub rule_fields: Map<String, Value>,
 }
 
 impl ExecRule {
     /// The execution view of a validated rule; `Err` names why the rule type cannot run
-    /// (only `query`, `new_terms` and `threshold` KQL rules execute).
+    /// (`query`, `new_terms` and `threshold` KQL rules, `eql` and `esql` rules execute).
     pub fn from_rule(rule: &crate::rules::Rule) -> Result<ExecRule, String> {
         use crate::rules::RuleKind;
         let mut threshold = None;
         let mut eql = None;
+        let mut esql = None;
+        let mut indices = rule.index.clone();
         let (query, new_terms) = match &rule.kind {
             RuleKind::Eql {
                 query,
@@ -113,6 +120,12 @@ impl ExecRule {
                     history_window_start: history_window_start.clone(),
                 }),
             ),
+            RuleKind::Esql { query } => {
+                let p = EsqlParams::new(query);
+                indices = p.from.clone();
+                esql = Some(p);
+                (Ast::MatchAll, None)
+            }
             other => return Err(format!("rule type `{}` is not executed", other.type_name())),
         };
         let time = match &rule.timestamp_override {
@@ -130,7 +143,7 @@ impl ExecRule {
             name: rule.name.clone(),
             severity: rule.severity.as_str().to_string(),
             risk_score: f64::from(rule.risk_score),
-            indices: rule.index.clone(),
+            indices,
             query,
             filters: rule.filters.clone(),
             time,
@@ -140,6 +153,7 @@ impl ExecRule {
             new_terms,
             threshold,
             eql,
+            esql,
             rule_fields: rule.alert_rule_fields(),
         })
     }
@@ -247,6 +261,9 @@ pub async fn execute(
             Some(e) => eql::run_eql(rule, e, window, backend, &stats, &mut sink, &mut hits).await,
             None => Ok(()),
         },
+        _ if rule.esql.is_some() => {
+            esql::run_esql(rule, window, backend, &stats, &mut sink, &mut hits).await
+        }
         (Some(nt), _) => {
             run_new_terms(rule, nt, window, backend, &stats, &mut sink, &mut hits).await
         }
@@ -739,6 +756,7 @@ mod tests {
             }),
             threshold: None,
             eql: None,
+            esql: None,
             rule_fields: Map::new(),
         }
     }

@@ -192,6 +192,14 @@ pub fn hunt(
             ));
             continue;
         }
+        if r.exec.esql.is_some() {
+            // Nor ES|QL (its `query` is match-all too).
+            summary.not_run.push((
+                r.exec.rule_id.clone(),
+                crate::backend::ESQL_NEEDS_ELASTICSEARCH.into(),
+            ));
+            continue;
+        }
         let matcher = match compile(&r.exec, catalog) {
             Ok(m) => m,
             Err(e) => {

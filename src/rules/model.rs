@@ -117,7 +117,9 @@ pub enum RuleKind {
 pub enum Support {
     /// Both backends (query, new_terms, threshold).
     Anywhere,
-    /// Only on Elasticsearch, with the reason it cannot run embedded.
+    /// Only on the Elasticsearch backend (eql through `_eql/search`; esql through `_query`, on
+    /// Elasticsearch 8.11 or newer: `ClusterInfo::refuses_rule`), with the reason it cannot run
+    /// embedded.
     ElasticsearchOnly(&'static str),
     /// Nowhere, with the reason.
     Unsupported(&'static str),
@@ -237,9 +239,9 @@ impl RuleKind {
             RuleKind::Eql { .. } => Support::ElasticsearchOnly(
                 "eql rules need the Elasticsearch backend (`_eql/search`): the embedded backend does not evaluate EQL",
             ),
-            RuleKind::Esql { .. } => {
-                Support::Unsupported("esql rules are not executed by this version yet")
-            }
+            RuleKind::Esql { .. } => Support::ElasticsearchOnly(
+                "ES|QL rules need the Elasticsearch backend (`_query`, Elasticsearch 8.11 or newer)",
+            ),
             RuleKind::MachineLearning { .. } => {
                 Support::Unsupported("machine_learning rules are not supported")
             }
@@ -253,7 +255,7 @@ impl Support {
     pub fn on(self, backend: BackendKind) -> Result<(), &'static str> {
         match (self, backend) {
             (Support::Anywhere, _) => Ok(()),
-            // eql runs through Elasticsearch's own `_eql/search`.
+            // eql and esql run through Elasticsearch's own endpoints (`_eql/search`, `_query`).
             (Support::ElasticsearchOnly(_), BackendKind::Elasticsearch) => Ok(()),
             (Support::ElasticsearchOnly(r), BackendKind::Embedded) => Err(r),
             (Support::Unsupported(r), _) => Err(r),

@@ -17,9 +17,11 @@ pub struct Summary {
     pub by_type: BTreeMap<String, usize>,
     /// Rules that run on both backends (query, new_terms, threshold).
     pub runnable: usize,
-    /// Rules that run only on the Elasticsearch backend (eql: the embedded backend does not
-    /// evaluate EQL).
+    /// Rules that run only on the Elasticsearch backend, any version detectd supports (eql:
+    /// the embedded backend does not evaluate EQL).
     pub elasticsearch_only: usize,
+    /// Rules that run only on Elasticsearch 8.11 or newer (esql), not on OpenSearch.
+    pub elasticsearch_8_11_only: usize,
     /// Rules that cannot run, by reason.
     pub unsupported: BTreeMap<String, usize>,
     pub warnings: usize,
@@ -28,7 +30,7 @@ pub struct Summary {
     /// embedded backend without the databases in `embedded.geoip_databases`.
     pub needs_geoip: Vec<String>,
     /// With `--cluster`: rules the configured cluster cannot run (`min_stack_version` newer
-    /// than it), with the reason.
+    /// than it, ES|QL on OpenSearch or before 8.11), with the reason.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub not_runnable_on_cluster: Vec<String>,
 }
@@ -79,6 +81,9 @@ pub fn summarize(report: &LoadReport) -> Summary {
         *s.by_type.entry(r.rule_type().to_string()).or_default() += 1;
         match r.support() {
             Support::Anywhere => s.runnable += 1,
+            Support::ElasticsearchOnly(_) if matches!(r.kind, RuleKind::Esql { .. }) => {
+                s.elasticsearch_8_11_only += 1
+            }
             Support::ElasticsearchOnly(_) => s.elasticsearch_only += 1,
             Support::Unsupported(reason) => {
                 *s.unsupported.entry(reason.to_string()).or_default() += 1
@@ -103,8 +108,15 @@ pub fn render_summary(s: &Summary) -> String {
         types.join(", ")
     ));
     out.push_str(&format!(
-        "runnable on both backends (query, new_terms, threshold): {}, runnable on the Elasticsearch backend only (eql; the embedded backend does not evaluate EQL): {}\n",
-        s.runnable, s.elasticsearch_only
+        "runnable on both backends (query, new_terms, threshold): {}, on the Elasticsearch backend only (eql; the embedded backend does not evaluate EQL): {}, on Elasticsearch 8.11 or newer only (esql): {}\n",
+        s.runnable, s.elasticsearch_only, s.elasticsearch_8_11_only
+    ));
+    out.push_str(&format!(
+        "runnable in all: embedded {}, Elasticsearch {} ({} on 8.11 or newer), OpenSearch {}\n",
+        s.runnable,
+        s.runnable + s.elasticsearch_only,
+        s.runnable + s.elasticsearch_only + s.elasticsearch_8_11_only,
+        s.runnable,
     ));
     for (reason, n) in &s.unsupported {
         out.push_str(&format!("unsupported: {n} ({reason})\n"));

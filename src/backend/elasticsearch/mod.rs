@@ -9,6 +9,7 @@
 
 mod bulk;
 mod eql;
+pub mod esql;
 pub mod ingest;
 mod new_terms;
 pub mod requests;
@@ -37,8 +38,8 @@ use elasticsearch::Elasticsearch;
 use serde_json::Value;
 
 use crate::backend::{
-    AlertDoc, Backend, Cursor, EqlResult, EqlSpec, Error, ExecStats, ExecutionRecord, NewTerm,
-    Page, QuerySpec, RuleState, TermsPage, ThresholdPage, ThresholdSignal, ThresholdSpec,
+    AlertDoc, Backend, Cursor, EqlResult, EqlSpec, Error, EsqlSpec, ExecStats, ExecutionRecord,
+    NewTerm, Page, QuerySpec, RuleState, TermsPage, ThresholdPage, ThresholdSignal, ThresholdSpec,
     WriteOutcome,
 };
 use crate::config::{AlertsConfig, ElasticsearchConfig};
@@ -275,6 +276,24 @@ impl Backend for ElasticsearchBackend {
 
     async fn eql_search(&self, q: &EqlSpec<'_>, stats: &ExecStats) -> Result<EqlResult, Error> {
         self.eql_window(q, stats).await
+    }
+
+    async fn esql_rows(
+        &self,
+        q: &EsqlSpec<'_>,
+        size: usize,
+        stats: &ExecStats,
+    ) -> Result<Vec<serde_json::Map<String, Value>>, Error> {
+        self.esql_query(q, size, stats).await
+    }
+
+    async fn esql_sources(
+        &self,
+        indices: &[String],
+        ids: &[Value],
+        stats: &ExecStats,
+    ) -> Result<Vec<crate::backend::Hit>, Error> {
+        self.esql_fetch_sources(indices, ids, stats).await
     }
 
     async fn write_alerts(

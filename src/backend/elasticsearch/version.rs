@@ -66,6 +66,17 @@ impl ClusterInfo {
         })
     }
 
+    /// Why `rule` cannot run here (`None`: it can): an ES|QL rule on OpenSearch or before
+    /// Elasticsearch 8.11, or a `min_stack_version` newer than the cluster.
+    pub fn refuses_rule(&self, rule: &crate::rules::Rule) -> Option<String> {
+        if matches!(rule.kind, crate::rules::RuleKind::Esql { .. }) {
+            if let Some(why) = super::esql::refusal(self) {
+                return Some(why);
+            }
+        }
+        self.refuses(rule.min_stack_version.as_deref())
+    }
+
     /// `Elasticsearch` or `OpenSearch`.
     pub fn name(&self) -> &'static str {
         match self.engine {
