@@ -74,9 +74,17 @@ fn public_rules_by_type() {
         .iter()
         .filter(|r| matches!(r.support(), Support::ElasticsearchOnly(_)))
         .collect();
-    assert_eq!(es_only.len(), 28, "the eql rules run on Elasticsearch only");
+    assert_eq!(
+        es_only.len(),
+        28 + 39,
+        "the eql and esql rules run on Elasticsearch only"
+    );
     for r in es_only {
-        assert_eq!(r.rule_type(), "eql", "{}", r.source.display());
+        assert!(
+            matches!(r.rule_type(), "eql" | "esql"),
+            "{}",
+            r.source.display()
+        );
         assert!(r
             .support()
             .on(detectd::config::BackendKind::Elasticsearch)
