@@ -54,7 +54,10 @@ pub struct ReadSummary {
 const EXTENSIONS: &[&str] = &["json", "jsonl", "ndjson", "log", "gz"];
 
 /// Files up to this size are read whole (larger ones are streamed).
+#[cfg(not(test))]
 const WHOLE_FILE_BYTES: u64 = 64 << 20;
+#[cfg(test)]
+const WHOLE_FILE_BYTES: u64 = 4096;
 
 /// A larger input buffer is not kept for the next file.
 const KEPT_BUFFER_BYTES: usize = 8 << 20;
@@ -324,42 +327,36 @@ pub fn read_file_filtered(
         }
     };
     // A file of ordinary size is read whole into this thread's buffers and, when gzipped,
-    // inflated with its reused state: no allocation per file.
-    let size = file
-        .metadata()
-        .ok()
-        .filter(|m| m.is_file() && m.len() <= WHOLE_FILE_BYTES)
-        .map(|m| m.len());
-    if let Some(size) = size {
-        let mut bufs = BUFFERS.with(|b| b.take()).unwrap_or_else(Buffers::new);
-        bufs.input.clear();
-        bufs.input.reserve(usize::try_from(size).unwrap_or(0) + 1);
-        // Through `take`: `File::read_to_end` would ask the size again (fstat + lseek).
-        let read = (&mut file)
-            .take(WHOLE_FILE_BYTES + 1)
-            .read_to_end(&mut bufs.input);
-        let skipped = match read {
-            Err(e) => {
-                on_error(file_error(format!("cannot read: {e}")));
-                0
-            }
-            Ok(_) if bufs.input.starts_with(&[0x1f, 0x8b]) => {
-                let Buffers {
-                    input,
-                    output,
-                    inflate,
-                } = &mut bufs;
-                let reader = Gunzip::new(input.as_slice(), output.as_mut_slice(), inflate);
-                read_stream_filtered(Box::new(reader), path, opts, skip, on_doc, on_error)
-            }
-            Ok(_) => read_stream_filtered(
+    // inflated with its reused state: no allocation per file. (Through `take`, without asking
+    // the size first: `File::read_to_end` would fstat + lseek.)
+    let mut bufs = BUFFERS.with(|b| b.take()).unwrap_or_else(Buffers::new);
+    bufs.input.clear();
+    if let Err(e) = (&mut file)
+        .take(WHOLE_FILE_BYTES + 1)
+        .read_to_end(&mut bufs.input)
+    {
+        BUFFERS.with(|b| b.set(Some(bufs)));
+        on_error(file_error(format!("cannot read: {e}")));
+        return 0;
+    }
+    if bufs.input.len() as u64 <= WHOLE_FILE_BYTES {
+        let skipped = if bufs.input.starts_with(&[0x1f, 0x8b]) {
+            let Buffers {
+                input,
+                output,
+                inflate,
+            } = &mut bufs;
+            let reader = Gunzip::new(input.as_slice(), output.as_mut_slice(), inflate);
+            read_stream_filtered(Box::new(reader), path, opts, skip, on_doc, on_error)
+        } else {
+            read_stream_filtered(
                 Box::new(bufs.input.as_slice()),
                 path,
                 opts,
                 skip,
                 on_doc,
                 on_error,
-            ),
+            )
         };
         if bufs.input.capacity() > KEPT_BUFFER_BYTES {
             bufs.input = Vec::new();
@@ -367,6 +364,10 @@ pub fn read_file_filtered(
         BUFFERS.with(|b| b.set(Some(bufs)));
         return skipped;
     }
+    // A larger file is streamed: what was read, then the rest.
+    let head = std::mem::take(&mut bufs.input);
+    BUFFERS.with(|b| b.set(Some(bufs)));
+    let file = std::io::Cursor::new(head).chain(file);
     let mut raw = BufReader::with_capacity(1 << 16, file);
     let gz = match raw.fill_buf() {
         Ok(b) => b.starts_with(&[0x1f, 0x8b]),
@@ -619,5 +620,40 @@ fn read_lines(mut reader: Box<dyn BufRead + '_>, sink: &mut RecordSink<'_>) {
             }
         }
         sink.record(t);
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn files_larger_than_the_whole_file_limit_are_streamed_after_the_read_part() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut text = String::new();
+        for i in 0..200 {
+            text.push_str(&format!(
+                "{{\"eventTime\":\"2026-10-01T00:00:00Z\",\"eventID\":\"{i}\",\"eventName\":\"A\"}}\n"
+            ));
+        }
+        assert!(text.len() as u64 > WHOLE_FILE_BYTES);
+        let plain = dir.path().join("big.log");
+        std::fs::write(&plain, &text).unwrap();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::none());
+        gz.write_all(text.as_bytes()).unwrap();
+        let zipped = dir.path().join("big.log.gz");
+        std::fs::write(&zipped, gz.finish().unwrap()).unwrap();
+        for p in [plain, zipped] {
+            let (mut docs, mut errors) = (0, 0);
+            read_file(
+                &p,
+                &NormalizeOptions::default(),
+                &mut |_| docs += 1,
+                &mut |_| errors += 1,
+            );
+            assert_eq!((docs, errors), (200, 0), "{}", p.display());
+        }
     }
 }
