@@ -91,6 +91,8 @@ pub struct RuleSummary {
     pub hits: u64,
     pub alerts: u64,
     pub capped: u64,
+    /// Documents evaluated against the rule (admitted by the prefilter, in its time range).
+    pub documents: u64,
 }
 
 /// Figures of one hunt.
@@ -113,6 +115,8 @@ pub struct HuntSummary {
     pub rules: Vec<RuleSummary>,
     /// Rules not hunted with, and why (the replay runs them but they never alert).
     pub not_run: Vec<(String, String)>,
+    /// Records parsed and normalised that no rule admitted afterwards.
+    pub unadmitted: u64,
     /// Largest number of held hits, sightings and candidates at a bucket end.
     pub peak_state: usize,
 }
@@ -233,8 +237,10 @@ pub fn hunt(
         for f in bucket {
             let mut on_doc = |d: Document| {
                 summary.records += 1;
-                if !process(&d, &set, &prefilter, &mut states, catalog, &mut scratch) {
-                    summary.rejected += 1;
+                match process(&d, &set, &prefilter, &mut states, catalog, &mut scratch) {
+                    Processed::Rejected => summary.rejected += 1,
+                    Processed::Unadmitted => summary.unadmitted += 1,
+                    Processed::Evaluated => {}
                 }
             };
             let skipped = read_file_filtered(f, normalize, skip_fn, &mut on_doc, &mut |e| {
@@ -271,6 +277,13 @@ pub fn hunt(
         summary.rules.push(s.summary.clone());
     }
     summary.errors = errors;
+    for r in summary.rules.iter().filter(|r| r.documents > 0) {
+        tracing::debug!(rule = %r.rule_id, name = %r.name, documents = r.documents, hits = r.hits, "documents evaluated");
+    }
+    tracing::debug!(
+        unadmitted = summary.unadmitted,
+        "records parsed and normalised that no rule admitted"
+    );
     Ok(summary)
 }
 
@@ -352,8 +365,16 @@ fn path_day(path: &Path) -> Option<Span> {
     Some((start, start + Duration::days(1)))
 }
 
-/// Matches one document against every rule and records the hits; false when the document
-/// has no usable `@timestamp` (the store rejects those too).
+/// What became of a document.
+enum Processed {
+    /// No usable `@timestamp` (the store rejects those too).
+    Rejected,
+    /// No rule admits it (by action, provider and time).
+    Unadmitted,
+    Evaluated,
+}
+
+/// Matches one document against the rules that admit it and records the hits.
 fn process(
     d: &Document,
     set: &MatcherSet,
@@ -361,7 +382,7 @@ fn process(
     states: &mut [RuleRun],
     catalog: &FieldCatalog,
     scratch: &mut Vec<u8>,
-) -> bool {
+) -> Processed {
     let Some(ts) = d
         .doc
         .get("@timestamp")
@@ -369,7 +390,7 @@ fn process(
         .as_ref()
         .and_then(date_millis)
     else {
-        return false;
+        return Processed::Rejected;
     };
     // The stored text, parsed back, is exactly what the embedded store evaluates: the
     // document's own value is the same (same keys in the same order, same numbers), except
@@ -385,12 +406,12 @@ fn process(
             .ok()
             .and_then(|raw| serde_json::from_str::<Value>(raw).ok())
         else {
-            return false;
+            return Processed::Rejected;
         };
         v
     };
     if is_alert(&value) {
-        return true;
+        return Processed::Unadmitted;
     }
     // Only the rules whose event.action/event.provider requirement admits the document (with
     // a dotted top-level key, which the matcher also reads, every rule).
@@ -416,7 +437,7 @@ fn process(
         })
         .collect();
     if timed.is_empty() {
-        return true;
+        return Processed::Unadmitted;
     }
     let prepared = set.prepare(&value);
     let mut id: Option<Arc<str>> = None;
@@ -429,6 +450,7 @@ fn process(
         let Some(s) = states.get_mut(i) else {
             continue;
         };
+        s.summary.documents += 1;
         if !set.matches(s.slot, &prepared) {
             continue;
         }
@@ -465,7 +487,7 @@ fn process(
             }
         }
     }
-    true
+    Processed::Evaluated
 }
 
 /// Nesting below which a value's JSON text always parses back (serde_json stops at 128).
