@@ -231,6 +231,10 @@ pub struct Prefilter {
     by_action: HashMap<String, Vec<usize>>,
     /// Rules without an `event.action` requirement.
     any_action: Vec<usize>,
+    /// Of `any_action`, the rules without an `event.provider` requirement.
+    open_provider: Vec<usize>,
+    /// Of `any_action`, the rules by an `event.provider` value they admit.
+    by_provider: HashMap<String, Vec<usize>>,
     /// Per rule, the searches of its `texts` (alternatives of parts).
     finders: Vec<Vec<Vec<Finder<'static>>>>,
     /// Each rule's query, evaluated three-valued on what the raw record reveals exactly.
@@ -266,6 +270,18 @@ impl Prefilter {
                 None => any_action.push(i),
             }
         }
+        let mut open_provider = Vec::new();
+        let mut by_provider: HashMap<String, Vec<usize>> = HashMap::new();
+        for &i in &any_action {
+            match rules.get(i).and_then(|r| r.providers.as_ref()) {
+                Some(set) => {
+                    for p in set {
+                        by_provider.entry(p.clone()).or_default().push(i);
+                    }
+                }
+                None => open_provider.push(i),
+            }
+        }
         let finders: Vec<Vec<Vec<Finder<'static>>>> = rules
             .iter()
             .map(|r| {
@@ -286,6 +302,8 @@ impl Prefilter {
             open,
             by_action,
             any_action,
+            open_provider,
+            by_provider,
             finders,
             queries: queries.iter().map(|q| (*q).clone()).collect(),
             times: Vec::new(),
@@ -395,15 +413,24 @@ impl Prefilter {
                     self.rules[i].admits(None, provider, raw, self.finders_of(i))
                 }))
             }
-            Some(a) => Box::new(
-                self.any_action
-                    .iter()
-                    .chain(self.by_action.get(a).into_iter().flatten())
-                    .copied()
-                    .filter(move |&i| {
-                        self.rules[i].admits(None, provider, raw, self.finders_of(i))
-                    }),
-            ),
+            Some(a) => {
+                // The rules without an action requirement: by the provider when it is known.
+                let (all, open, by) = match provider {
+                    Some(p) => (None, Some(&self.open_provider), self.by_provider.get(p)),
+                    None => (Some(&self.any_action), None, None),
+                };
+                Box::new(
+                    all.into_iter()
+                        .flatten()
+                        .chain(open.into_iter().flatten())
+                        .chain(by.into_iter().flatten())
+                        .chain(self.by_action.get(a).into_iter().flatten())
+                        .copied()
+                        .filter(move |&i| {
+                            self.rules[i].admits(None, provider, raw, self.finders_of(i))
+                        }),
+                )
+            }
         }
     }
 }
@@ -760,6 +787,24 @@ mod tests {
             !pf(&["event.action:A", "event.outcome:success"]).skip(&rec("s3.amazonaws.com", "B"))
         );
         assert!(pf(&["event.action:A", "user.name:root"]).skip(&rec("s3.amazonaws.com", "B")));
+        // rules without an action requirement, found by provider
+        let p = pf(&[
+            "event.provider:s3.amazonaws.com and user.name:root",
+            "event.action:A",
+            "event.provider:(ec2.amazonaws.com or s3.amazonaws.com) and user.name:admin",
+        ]);
+        let named = |source: &str, user: &str| {
+            rec(source, "B").replace("\"x\":1", &format!("\"userName\":\"{user}\""))
+        };
+        assert!(p.skip(&named("iam.amazonaws.com", "root")));
+        assert!(!p.skip(&named("s3.amazonaws.com", "root")));
+        assert!(p.skip(&named("s3.amazonaws.com", "bob")));
+        assert!(!p.skip(&named("ec2.amazonaws.com", "admin")));
+        assert!(p.skip(&named("ec2.amazonaws.com", "root")));
+        assert!(
+            !p.skip(&named("s3.amazonaws.com", "root").replace("\"eventSource\"", "\"source\"")),
+            "no provider: every rule without an action requirement"
+        );
     }
 
     #[test]
