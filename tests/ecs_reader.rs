@@ -236,3 +236,42 @@ fn a_broken_record_inside_a_delivery_file_skips_only_that_record() {
     assert!(errs[0].reason.starts_with("invalid json"), "{}", errs[0]);
     assert!(errs[1].reason.contains("not an object"), "{}", errs[1]);
 }
+
+#[test]
+fn gzip_members_headers_and_checksums_are_read_as_flate2_reads_them() {
+    use flate2::{write::GzEncoder, Compression, GzBuilder};
+    let dir = tempfile::tempdir().unwrap();
+    let line = |i: usize| format!("{}\n", record(i));
+    // two members, the second with a file name and a comment in its header
+    let mut bytes = gz(line(0).as_bytes());
+    let mut named = GzBuilder::new()
+        .filename("a.log")
+        .comment("c")
+        .extra(vec![1, 2, 3])
+        .write(Vec::new(), Compression::fast());
+    named.write_all(line(1).as_bytes()).unwrap();
+    bytes.extend(named.finish().unwrap());
+    let p = write(dir.path(), "m.log.gz", &bytes);
+    let (docs, errs, _) = read(&[p]);
+    assert!(errs.is_empty(), "{errs:?}");
+    assert_eq!(docs.len(), 2);
+    // a member larger than one inflated chunk
+    let mut big = GzEncoder::new(Vec::new(), Compression::fast());
+    for i in 0..3000 {
+        big.write_all(line(i).as_bytes()).unwrap();
+    }
+    let p = write(dir.path(), "big.log.gz", &big.finish().unwrap());
+    let (docs, errs, _) = read(&[p]);
+    assert!(errs.is_empty(), "{errs:?}");
+    assert_eq!(docs.len(), 3000);
+    // a wrong checksum, and trailing bytes that are not a member, are errors
+    let mut bad = gz(line(0).as_bytes());
+    let n = bad.len();
+    bad[n - 8] ^= 1;
+    let (_, errs, _) = read(&[write(dir.path(), "crc.log.gz", &bad)]);
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    let mut trailing = gz(line(0).as_bytes());
+    trailing.extend_from_slice(b"junk");
+    let (_, errs, _) = read(&[write(dir.path(), "junk.log.gz", &trailing)]);
+    assert_eq!(errs.len(), 1, "{errs:?}");
+}

@@ -49,6 +49,11 @@ const MAX_ID_BYTES: usize = 512;
 /// its `event.id` (CloudTrail's `eventID`) when it is a string, else a hash of its compact
 /// JSON text `compact`.
 pub fn document_id(doc: &EcsDoc, compact: &str) -> String {
+    document_id_with(doc, || compact)
+}
+
+/// [`document_id`], asking for the compact text only when the id is its hash.
+pub fn document_id_with<S: AsRef<str>>(doc: &EcsDoc, compact: impl FnOnce() -> S) -> String {
     let id = match doc.as_json() {
         // Already-ECS documents may use dotted keys.
         Some(v) => return value_id(&v.to_value()),
@@ -63,7 +68,7 @@ pub fn document_id(doc: &EcsDoc, compact: &str) -> String {
     };
     match id {
         Some(s) if s.len() <= MAX_ID_BYTES => s.clone(),
-        _ => hash_id(compact),
+        _ => hash_id(compact().as_ref()),
     }
 }
 

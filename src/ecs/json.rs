@@ -227,9 +227,22 @@ impl Json {
         }
     }
 
-    /// A copy as a `serde_json::Value`.
+    /// A copy as a `serde_json::Value` (built directly, as `into_value` builds it).
     pub fn to_value(&self) -> Value {
-        self.clone().into_value()
+        match self {
+            Json::Null => Value::Null,
+            Json::Bool(b) => Value::Bool(*b),
+            Json::Number(n) => Value::Number(n.clone()),
+            Json::String(s) => Value::String(s.clone()),
+            Json::Array(a) => Value::Array(a.iter().map(Json::to_value).collect()),
+            Json::Object(m) => {
+                let mut out = serde_json::Map::with_capacity(m.len());
+                for (k, v) in &m.0 {
+                    out.insert(k.clone(), v.to_value());
+                }
+                Value::Object(out)
+            }
+        }
     }
 }
 
@@ -420,6 +433,12 @@ mod tests {
         assert_eq!(j.to_string(), text);
         let v: Value = serde_json::from_str(text).unwrap();
         assert_eq!(j.to_value(), v);
+        assert_eq!(j.clone().into_value(), v);
+        assert_eq!(
+            serde_json::to_string(&j.to_value()).unwrap(),
+            text,
+            "same key order and numbers"
+        );
         assert_eq!(Json::from(v), j);
     }
 

@@ -53,6 +53,186 @@ pub struct ReadSummary {
 
 const EXTENSIONS: &[&str] = &["json", "jsonl", "ndjson", "log", "gz"];
 
+/// Files up to this size are read whole (larger ones are streamed).
+#[cfg(not(test))]
+const WHOLE_FILE_BYTES: u64 = 64 << 20;
+#[cfg(test)]
+const WHOLE_FILE_BYTES: u64 = 4096;
+
+/// A larger input buffer is not kept for the next file.
+const KEPT_BUFFER_BYTES: usize = 8 << 20;
+
+/// Inflated bytes handed to the splitter at a time.
+const INFLATE_CHUNK: usize = 1 << 16;
+
+/// The buffers and inflate state a thread reuses from file to file.
+struct Buffers {
+    input: Vec<u8>,
+    output: Vec<u8>,
+    inflate: flate2::Decompress,
+}
+
+impl Buffers {
+    fn new() -> Buffers {
+        Buffers {
+            input: Vec::new(),
+            output: vec![0; INFLATE_CHUNK],
+            inflate: flate2::Decompress::new(false),
+        }
+    }
+}
+
+thread_local! {
+    static BUFFERS: std::cell::Cell<Option<Buffers>> = const { std::cell::Cell::new(None) };
+}
+
+/// The gzip members (RFC 1952) of a file held in memory, inflated a chunk at a time with a
+/// reused raw-deflate state; each member's CRC-32 and length are checked, as `flate2`'s
+/// `MultiGzDecoder` does.
+struct Gunzip<'a> {
+    input: &'a [u8],
+    pos: usize,
+    output: &'a mut [u8],
+    start: usize,
+    end: usize,
+    inflate: &'a mut flate2::Decompress,
+    crc: crc32fast::Hasher,
+    size: u32,
+    /// Inside a member's deflate stream (else at a header or the end).
+    in_member: bool,
+}
+
+impl<'a> Gunzip<'a> {
+    fn new(
+        input: &'a [u8],
+        output: &'a mut [u8],
+        inflate: &'a mut flate2::Decompress,
+    ) -> Gunzip<'a> {
+        Gunzip {
+            input,
+            pos: 0,
+            output,
+            start: 0,
+            end: 0,
+            inflate,
+            crc: crc32fast::Hasher::new(),
+            size: 0,
+            in_member: false,
+        }
+    }
+
+    /// Reads a member header at `pos`; false at the end of the input.
+    fn header(&mut self) -> std::io::Result<bool> {
+        use std::io::{Error, ErrorKind};
+        let b = self.input.get(self.pos..).unwrap_or_default();
+        if b.is_empty() {
+            return Ok(false);
+        }
+        let eof = || Error::new(ErrorKind::UnexpectedEof, "truncated gzip header");
+        if b.len() < 10 {
+            return Err(eof());
+        }
+        if b[..3] != [0x1f, 0x8b, 8] || b[3] & 0xe0 != 0 {
+            return Err(Error::new(ErrorKind::InvalidData, "invalid gzip header"));
+        }
+        let flags = b[3];
+        let mut p = 10usize;
+        if flags & 4 != 0 {
+            let len = b.get(p..p + 2).ok_or_else(eof)?;
+            p += 2 + usize::from(u16::from_le_bytes([len[0], len[1]]));
+        }
+        for bit in [8u8, 16] {
+            if flags & bit != 0 {
+                let rest = b.get(p..).ok_or_else(eof)?;
+                p += memchr::memchr(0, rest).ok_or_else(eof)? + 1;
+            }
+        }
+        if flags & 2 != 0 {
+            p += 2;
+        }
+        if p > b.len() {
+            return Err(eof());
+        }
+        self.pos += p;
+        self.inflate.reset(false);
+        self.crc = crc32fast::Hasher::new();
+        self.size = 0;
+        self.in_member = true;
+        Ok(true)
+    }
+
+    /// Checks the member trailer at `pos`.
+    fn trailer(&mut self) -> std::io::Result<()> {
+        use std::io::{Error, ErrorKind};
+        let t = self
+            .input
+            .get(self.pos..self.pos + 8)
+            .ok_or_else(|| Error::new(ErrorKind::UnexpectedEof, "truncated gzip trailer"))?;
+        let crc = u32::from_le_bytes([t[0], t[1], t[2], t[3]]);
+        let size = u32::from_le_bytes([t[4], t[5], t[6], t[7]]);
+        let ours = std::mem::replace(&mut self.crc, crc32fast::Hasher::new()).finalize();
+        if crc != ours || size != self.size {
+            return Err(Error::new(
+                ErrorKind::InvalidData,
+                "gzip member checksum or length mismatch",
+            ));
+        }
+        self.pos += 8;
+        self.in_member = false;
+        Ok(())
+    }
+}
+
+impl Read for Gunzip<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let avail = self.fill_buf()?;
+        let n = avail.len().min(buf.len());
+        buf[..n].copy_from_slice(&avail[..n]);
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+impl BufRead for Gunzip<'_> {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        use std::io::{Error, ErrorKind};
+        while self.start == self.end {
+            if !self.in_member {
+                if !self.header()? {
+                    break;
+                }
+                continue;
+            }
+            let (before_in, before_out) = (self.inflate.total_in(), self.inflate.total_out());
+            let input = self.input.get(self.pos..).unwrap_or_default();
+            let status = self
+                .inflate
+                .decompress(input, self.output, flate2::FlushDecompress::None)
+                .map_err(|e| Error::new(ErrorKind::InvalidData, e))?;
+            let consumed = usize::try_from(self.inflate.total_in() - before_in).unwrap_or(0);
+            let produced = usize::try_from(self.inflate.total_out() - before_out).unwrap_or(0);
+            self.pos += consumed;
+            let out = self.output.get(..produced).unwrap_or_default();
+            self.crc.update(out);
+            self.size = self.size.wrapping_add(produced as u32);
+            (self.start, self.end) = (0, produced);
+            if status == flate2::Status::StreamEnd {
+                self.trailer()?;
+            } else if consumed == 0 && produced == 0 {
+                return Err(Error::new(
+                    ErrorKind::UnexpectedEof,
+                    "gzip stream ends early",
+                ));
+            }
+        }
+        Ok(self.output.get(self.start..self.end).unwrap_or_default())
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.start = (self.start + n).min(self.end);
+    }
+}
+
 /// The files `paths` name: files as given, folders walked recursively (sorted), keeping the
 /// extensions this reader understands.
 pub fn expand_paths(paths: &[PathBuf], on_error: &mut dyn FnMut(ReadError)) -> Vec<PathBuf> {
@@ -139,13 +319,55 @@ pub fn read_file_filtered(
         record: None,
         reason,
     };
-    let file = match File::open(path) {
+    let mut file = match File::open(path) {
         Ok(f) => f,
         Err(e) => {
             on_error(file_error(format!("cannot open: {e}")));
             return 0;
         }
     };
+    // A file of ordinary size is read whole into this thread's buffers and, when gzipped,
+    // inflated with its reused state: no allocation per file. (Through `take`, without asking
+    // the size first: `File::read_to_end` would fstat + lseek.)
+    let mut bufs = BUFFERS.with(|b| b.take()).unwrap_or_else(Buffers::new);
+    bufs.input.clear();
+    if let Err(e) = (&mut file)
+        .take(WHOLE_FILE_BYTES + 1)
+        .read_to_end(&mut bufs.input)
+    {
+        BUFFERS.with(|b| b.set(Some(bufs)));
+        on_error(file_error(format!("cannot read: {e}")));
+        return 0;
+    }
+    if bufs.input.len() as u64 <= WHOLE_FILE_BYTES {
+        let skipped = if bufs.input.starts_with(&[0x1f, 0x8b]) {
+            let Buffers {
+                input,
+                output,
+                inflate,
+            } = &mut bufs;
+            let reader = Gunzip::new(input.as_slice(), output.as_mut_slice(), inflate);
+            read_stream_filtered(Box::new(reader), path, opts, skip, on_doc, on_error)
+        } else {
+            read_stream_filtered(
+                Box::new(bufs.input.as_slice()),
+                path,
+                opts,
+                skip,
+                on_doc,
+                on_error,
+            )
+        };
+        if bufs.input.capacity() > KEPT_BUFFER_BYTES {
+            bufs.input = Vec::new();
+        }
+        BUFFERS.with(|b| b.set(Some(bufs)));
+        return skipped;
+    }
+    // A larger file is streamed: what was read, then the rest.
+    let head = std::mem::take(&mut bufs.input);
+    BUFFERS.with(|b| b.set(Some(bufs)));
+    let file = std::io::Cursor::new(head).chain(file);
     let mut raw = BufReader::with_capacity(1 << 16, file);
     let gz = match raw.fill_buf() {
         Ok(b) => b.starts_with(&[0x1f, 0x8b]),
@@ -398,5 +620,40 @@ fn read_lines(mut reader: Box<dyn BufRead + '_>, sink: &mut RecordSink<'_>) {
             }
         }
         sink.record(t);
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn files_larger_than_the_whole_file_limit_are_streamed_after_the_read_part() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut text = String::new();
+        for i in 0..200 {
+            text.push_str(&format!(
+                "{{\"eventTime\":\"2026-10-01T00:00:00Z\",\"eventID\":\"{i}\",\"eventName\":\"A\"}}\n"
+            ));
+        }
+        assert!(text.len() as u64 > WHOLE_FILE_BYTES);
+        let plain = dir.path().join("big.log");
+        std::fs::write(&plain, &text).unwrap();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::none());
+        gz.write_all(text.as_bytes()).unwrap();
+        let zipped = dir.path().join("big.log.gz");
+        std::fs::write(&zipped, gz.finish().unwrap()).unwrap();
+        for p in [plain, zipped] {
+            let (mut docs, mut errors) = (0, 0);
+            read_file(
+                &p,
+                &NormalizeOptions::default(),
+                &mut |_| docs += 1,
+                &mut |_| errors += 1,
+            );
+            assert_eq!((docs, errors), (200, 0), "{}", p.display());
+        }
     }
 }

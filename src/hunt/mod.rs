@@ -91,6 +91,8 @@ pub struct RuleSummary {
     pub hits: u64,
     pub alerts: u64,
     pub capped: u64,
+    /// Documents evaluated against the rule (admitted by the prefilter, in its time range).
+    pub documents: u64,
 }
 
 /// Figures of one hunt.
@@ -113,6 +115,8 @@ pub struct HuntSummary {
     pub rules: Vec<RuleSummary>,
     /// Rules not hunted with, and why (the replay runs them but they never alert).
     pub not_run: Vec<(String, String)>,
+    /// Records parsed and normalised that no rule admitted afterwards.
+    pub unadmitted: u64,
     /// Largest number of held hits, sightings and candidates at a bucket end.
     pub peak_state: usize,
 }
@@ -224,7 +228,8 @@ pub fn hunt(
     if !kinds.contains(&crate::ecs::geoip::GeoIpKind::Asn) {
         unavailable.push("source.as.");
     }
-    let prefilter = Prefilter::with_unavailable(&queries, &unavailable);
+    let prefilter = Prefilter::with_unavailable(&queries, &unavailable)
+        .with_times(states.iter().map(RuleRun::raw_range).collect());
     for i in prefilter.open_rules() {
         tracing::warn!(rule = %states[i].rule.exec.rule_id, name = %states[i].rule.exec.name, "no literal requirement derived from this rule's query: every record is parsed");
     }
@@ -248,8 +253,10 @@ pub fn hunt(
         for f in bucket {
             let mut on_doc = |d: Document| {
                 summary.records += 1;
-                if !process(&d, &set, &prefilter, &mut states, catalog, &mut scratch) {
-                    summary.rejected += 1;
+                match process(&d, &set, &prefilter, &mut states, catalog, &mut scratch) {
+                    Processed::Rejected => summary.rejected += 1,
+                    Processed::Unadmitted => summary.unadmitted += 1,
+                    Processed::Evaluated => {}
                 }
             };
             let skipped = read_file_filtered(f, normalize, skip_fn, &mut on_doc, &mut |e| {
@@ -286,6 +293,13 @@ pub fn hunt(
         summary.rules.push(s.summary.clone());
     }
     summary.errors = errors;
+    for r in summary.rules.iter().filter(|r| r.documents > 0) {
+        tracing::debug!(rule = %r.rule_id, name = %r.name, documents = r.documents, hits = r.hits, "documents evaluated");
+    }
+    tracing::debug!(
+        unadmitted = summary.unadmitted,
+        "records parsed and normalised that no rule admitted"
+    );
     Ok(summary)
 }
 
@@ -367,8 +381,16 @@ fn path_day(path: &Path) -> Option<Span> {
     Some((start, start + Duration::days(1)))
 }
 
-/// Matches one document against every rule and records the hits; false when the document
-/// has no usable `@timestamp` (the store rejects those too).
+/// What became of a document.
+enum Processed {
+    /// No usable `@timestamp` (the store rejects those too).
+    Rejected,
+    /// No rule admits it (by action, provider and time).
+    Unadmitted,
+    Evaluated,
+}
+
+/// Matches one document against the rules that admit it and records the hits.
 fn process(
     d: &Document,
     set: &MatcherSet,
@@ -376,7 +398,7 @@ fn process(
     states: &mut [RuleRun],
     catalog: &FieldCatalog,
     scratch: &mut Vec<u8>,
-) -> bool {
+) -> Processed {
     let Some(ts) = d
         .doc
         .get("@timestamp")
@@ -384,19 +406,28 @@ fn process(
         .as_ref()
         .and_then(date_millis)
     else {
-        return false;
+        return Processed::Rejected;
     };
-    // The stored text, parsed back, is exactly what the embedded store evaluates.
-    scratch.clear();
-    d.doc.write_json(scratch);
-    let Ok(raw) = std::str::from_utf8(scratch) else {
-        return false;
-    };
-    let Ok(value) = serde_json::from_str::<Value>(raw) else {
-        return false;
+    // The stored text, parsed back, is exactly what the embedded store evaluates: the
+    // document's own value is the same (same keys in the same order, same numbers), except
+    // that the parser refuses a document nested deeper than its limit, so a deep one takes the
+    // round trip. The text itself is only written for a hit.
+    let value = d.doc.to_value();
+    let value = if depth(&value) <= SHALLOW {
+        value
+    } else {
+        scratch.clear();
+        d.doc.write_json(scratch);
+        let Some(v) = std::str::from_utf8(scratch)
+            .ok()
+            .and_then(|raw| serde_json::from_str::<Value>(raw).ok())
+        else {
+            return Processed::Rejected;
+        };
+        v
     };
     if is_alert(&value) {
-        return true;
+        return Processed::Unadmitted;
     }
     // Only the rules whose event.action/event.provider requirement admits the document (with
     // a dotted top-level key, which the matcher also reads, every rule).
@@ -411,26 +442,37 @@ fn process(
         let field = |f: &str| event.and_then(|e| e.get(f)).and_then(Value::as_str);
         prefilter.rules_for(field("action"), field("provider"), &mut rules);
     }
-    if rules.is_empty() {
-        return true;
+    // With the document's time on each rule's time field; a hit outside the rule's range
+    // reaches no window.
+    let timed: Vec<(usize, i64)> = rules
+        .iter()
+        .filter_map(|&i| {
+            let s = states.get(i)?;
+            let t = s.time_of(&value, ts)?;
+            (s.range.0 <= t && t <= s.range.1).then_some((i, t))
+        })
+        .collect();
+    if timed.is_empty() {
+        return Processed::Unadmitted;
     }
     let prepared = set.prepare(&value);
     let mut id: Option<Arc<str>> = None;
     let mut text: Option<Arc<str>> = None;
-    for &i in &rules {
+    let mut raw = || -> Arc<str> {
+        text.get_or_insert_with(|| Arc::from(d.doc.to_json()))
+            .clone()
+    };
+    for (i, t) in timed {
         let Some(s) = states.get_mut(i) else {
             continue;
         };
+        s.summary.documents += 1;
         if !set.matches(s.slot, &prepared) {
             continue;
         }
-        let Some(t) = s.time_of(&value, ts) else {
-            continue;
-        };
         let id = id
-            .get_or_insert_with(|| Arc::from(crate::backend::document_id(&d.doc, raw)))
+            .get_or_insert_with(|| Arc::from(crate::backend::document_id_with(&d.doc, &mut raw)))
             .clone();
-        let mut text = || text.get_or_insert_with(|| Arc::from(raw)).clone();
         s.summary.hits += 1;
         if t <= s.done_until {
             s.late += 1;
@@ -440,7 +482,7 @@ fn process(
                 t,
                 ts,
                 id,
-                json: text(),
+                json: raw(),
             }),
             Kind::NewTerms {
                 fields,
@@ -450,7 +492,7 @@ fn process(
             } => {
                 for tuple in term_tuples(&value, fields, catalog) {
                     let key = tuple_key(&tuple);
-                    let key = index.see(&key, || tuple, t, || (ts, id.clone(), text()));
+                    let key = index.see(&key, || tuple, t, || (ts, id.clone(), raw()));
                     pending.push(TermHit {
                         t,
                         ts,
@@ -461,7 +503,19 @@ fn process(
             }
         }
     }
-    true
+    Processed::Evaluated
+}
+
+/// Nesting below which a value's JSON text always parses back (serde_json stops at 128).
+const SHALLOW: usize = 100;
+
+/// The nesting depth of a value (a scalar is 0).
+fn depth(v: &Value) -> usize {
+    match v {
+        Value::Array(a) => 1 + a.iter().map(depth).max().unwrap_or(0),
+        Value::Object(m) => 1 + m.values().map(depth).max().unwrap_or(0),
+        _ => 0,
+    }
 }
 
 /// Tuple identity as the embedded backend compares tuples (values' JSON text).
@@ -579,6 +633,8 @@ struct RuleRun {
     slot: usize,
     kind: Kind,
     plan: Plan,
+    /// Inclusive range of the rule times of the hits its executions use (empty when none runs).
+    range: (i64, i64),
     /// Alert ids created (an existing id is a duplicate, as in the alerts file).
     created: HashSet<String>,
     /// End of the last window run.
@@ -589,33 +645,46 @@ struct RuleRun {
 
 impl RuleRun {
     fn new(rule: &HuntRule, slot: usize, options: &HuntOptions) -> RuleRun {
+        // The smallest `from − history_start` of all windows bounds the compaction; the
+        // earliest start and latest end of what the windows read bound the times of the hits
+        // that matter.
+        let mut probe = Plan::new(rule, options);
+        let mut gap = i64::MAX;
+        let (mut lo, mut hi) = (i64::MAX, i64::MIN);
+        while let Some(e) = probe.pop() {
+            let (from, to) = (
+                e.window.from.timestamp_millis(),
+                e.window.to.timestamp_millis(),
+            );
+            match (&rule.exec.new_terms, e.history_start) {
+                (None, _) => lo = lo.min(from),
+                (Some(_), Some(h)) => {
+                    gap = gap.min(from - h.timestamp_millis());
+                    lo = lo.min(h.timestamp_millis());
+                }
+                // A failed new_terms execution reads nothing.
+                (Some(_), None) => continue,
+            }
+            hi = hi.max(to);
+        }
         let kind = match &rule.exec.new_terms {
             None => Kind::Query {
                 held: Vec::new(),
                 pending: Vec::new(),
             },
-            Some(nt) => {
-                // The smallest `from − history_start` of all windows bounds the compaction.
-                let mut probe = Plan::new(rule, options);
-                let mut gap = i64::MAX;
-                while let Some(e) = probe.pop() {
-                    if let Some(h) = e.history_start {
-                        gap = gap.min((e.window.from - h).num_milliseconds());
-                    }
-                }
-                Kind::NewTerms {
-                    fields: nt.fields.clone(),
-                    index: FirstSeen::new(if gap == i64::MAX { 1 } else { gap }),
-                    held: Vec::new(),
-                    pending: Vec::new(),
-                }
-            }
+            Some(nt) => Kind::NewTerms {
+                fields: nt.fields.clone(),
+                index: FirstSeen::new(if gap == i64::MAX { 1 } else { gap }),
+                held: Vec::new(),
+                pending: Vec::new(),
+            },
         };
         RuleRun {
             rule: rule.clone(),
             slot,
             kind,
             plan: Plan::new(rule, options),
+            range: (lo, hi),
             created: HashSet::new(),
             done_until: i64::MIN,
             late: 0,
@@ -641,6 +710,16 @@ impl RuleRun {
             None if time.fallback_to_timestamp => Some(ts),
             None => None,
         }
+    }
+
+    /// The range of a raw record's `@timestamp` this rule uses hits of, when its time is the
+    /// `@timestamp` (or `event.ingested` with the fallback: the normaliser does not produce
+    /// it, see `prefilter::raw_time`).
+    fn raw_range(&self) -> Option<(i64, i64)> {
+        let time = &self.rule.exec.time;
+        let timed = time.primary == "@timestamp"
+            || (time.primary == "event.ingested" && time.fallback_to_timestamp);
+        timed.then_some(self.range)
     }
 
     /// Moves the bucket's hits into the sorted held hits.
@@ -704,16 +783,8 @@ impl RuleRun {
             e.window.to.timestamp_millis(),
         );
         let exec = &self.rule.exec;
-        let uuid = crate::scheduler::execution_uuid(&exec.rule_id, e.started_at, e.window);
-        let ctx = AlertContext {
-            rule_fields: &exec.rule_fields,
-            rule_id: &exec.rule_id,
-            rule_name: &exec.name,
-            severity: &exec.severity,
-            risk_score: exec.risk_score,
-            execution_uuid: &uuid,
-            now: e.started_at,
-        };
+        // Most executions create nothing: the uuid is only made for an alert.
+        let mut uuid: Option<String> = None;
         let max = exec.max_signals;
         let mut created = 0usize;
         let mut capped = false;
@@ -722,6 +793,18 @@ impl RuleRun {
                 return false;
             }
             let source: Value = serde_json::from_str(json).unwrap_or(Value::Null);
+            let uuid = uuid.get_or_insert_with(|| {
+                crate::scheduler::execution_uuid(&exec.rule_id, e.started_at, e.window)
+            });
+            let ctx = AlertContext {
+                rule_fields: &exec.rule_fields,
+                rule_id: &exec.rule_id,
+                rule_name: &exec.name,
+                severity: &exec.severity,
+                risk_score: exec.risk_score,
+                execution_uuid: uuid,
+                now: e.started_at,
+            };
             let doc = build_alert(&ctx, &id, EMBEDDED_INDEX, doc_id, &source, values);
             self.created.insert(id.clone());
             on_alert(HuntAlert {

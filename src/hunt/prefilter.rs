@@ -16,13 +16,31 @@
 //! in the text) holding the raw value (a literal with a character no number rendering has is in
 //! the text too). A rule that requires a field the normaliser never produces (`source.geo.*` /
 //! `source.as.*` without a GeoIP database of that kind) admits no raw record at all.
+//!
+//! A rule may also have a time range (`with_times`): the times its windows (and, for new_terms,
+//! their histories) cover. A record whose `eventTime` (its `@timestamp` after normalisation) is
+//! read unambiguously from the text and lies outside the range of every rule admitting it is
+//! skipped too: its hits could never reach a window.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::LazyLock;
+
+use memchr::memmem::Finder;
 
 use crate::kql::Ast;
 
 /// The literal values a query requires of one field; `None` = no requirement found.
 type Allowed = Option<HashSet<String>>;
+
+/// The searches done on every raw record, built once.
+static TIMESTAMP: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new("\"@timestamp\""));
+static EVENT_NAME: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new("\"eventName\""));
+static EVENT_SOURCE: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new("\"eventSource\""));
+static EVENT_TIME: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new("\"eventTime\""));
+static DIGEST_END: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new("digestEndTime"));
+static ERROR_CODE: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new("errorCode"));
+static ERROR_MESSAGE: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new("errorMessage"));
+static INGESTED: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new("ingested"));
 
 /// Keyword fields the normaliser copies verbatim from a raw record's value.
 const VERBATIM: &[&str] = &[
@@ -75,7 +93,15 @@ impl Requirement {
 
     /// True when a record with these raw values and text may match (`None` = unknown value;
     /// `raw` is `None` when the text cannot be searched).
-    fn admits(&self, action: Option<&str>, provider: Option<&str>, raw: Option<&str>) -> bool {
+    /// `finders` are the searches of `texts`, built once; `raw` gives the text when it can be
+    /// searched (asked only when there is a text requirement).
+    fn admits<'r>(
+        &self,
+        action: Option<&str>,
+        provider: Option<&str>,
+        raw: &dyn Fn() -> Option<&'r str>,
+        finders: &[Vec<Finder<'static>>],
+    ) -> bool {
         if self.never {
             return false;
         }
@@ -83,13 +109,15 @@ impl Requirement {
             (None, _) | (_, None) => true,
             (Some(set), Some(v)) => set.contains(v),
         };
-        let text_ok = match (&self.texts, raw) {
+        if !(ok(&self.actions, action) && ok(&self.providers, provider)) {
+            return false;
+        }
+        match (&self.texts, raw()) {
             (None, _) | (_, None) => true,
-            (Some(alternatives), Some(raw)) => alternatives
+            (Some(_), Some(raw)) => finders
                 .iter()
-                .any(|parts| parts.iter().all(|p| raw.contains(p.as_str()))),
-        };
-        ok(&self.actions, action) && ok(&self.providers, provider) && text_ok
+                .any(|parts| parts.iter().all(|p| p.find(raw.as_bytes()).is_some())),
+        }
     }
 }
 
@@ -203,6 +231,17 @@ pub struct Prefilter {
     by_action: HashMap<String, Vec<usize>>,
     /// Rules without an `event.action` requirement.
     any_action: Vec<usize>,
+    /// Of `any_action`, the rules without an `event.provider` requirement.
+    open_provider: Vec<usize>,
+    /// Of `any_action`, the rules by an `event.provider` value they admit.
+    by_provider: HashMap<String, Vec<usize>>,
+    /// Per rule, the searches of its `texts` (alternatives of parts).
+    finders: Vec<Vec<Vec<Finder<'static>>>>,
+    /// Each rule's query, evaluated three-valued on what the raw record reveals exactly.
+    queries: Vec<Ast>,
+    /// Per rule, the inclusive range of `@timestamp` millis its hits are used in (`None`: any
+    /// time); empty when no ranges are known.
+    times: Vec<Option<(i64, i64)>>,
 }
 
 impl Prefilter {
@@ -231,11 +270,63 @@ impl Prefilter {
                 None => any_action.push(i),
             }
         }
+        let mut open_provider = Vec::new();
+        let mut by_provider: HashMap<String, Vec<usize>> = HashMap::new();
+        for &i in &any_action {
+            match rules.get(i).and_then(|r| r.providers.as_ref()) {
+                Some(set) => {
+                    for p in set {
+                        by_provider.entry(p.clone()).or_default().push(i);
+                    }
+                }
+                None => open_provider.push(i),
+            }
+        }
+        let finders: Vec<Vec<Vec<Finder<'static>>>> = rules
+            .iter()
+            .map(|r| {
+                r.texts
+                    .iter()
+                    .flatten()
+                    .map(|parts| {
+                        parts
+                            .iter()
+                            .map(|p| Finder::new(p.as_bytes()).into_owned())
+                            .collect()
+                    })
+                    .collect()
+            })
+            .collect();
         Prefilter {
             rules,
             open,
             by_action,
             any_action,
+            open_provider,
+            by_provider,
+            finders,
+            queries: queries.iter().map(|q| (*q).clone()).collect(),
+            times: Vec::new(),
+        }
+    }
+
+    /// The prefilter that also skips raw records whose `eventTime` lies outside the ranges of
+    /// all rules admitting them: `times[i]` is the inclusive range of `@timestamp` millis rule
+    /// `i` uses hits in (`None`: any time, e.g. a rule timed on a field the record may have).
+    pub fn with_times(mut self, times: Vec<Option<(i64, i64)>>) -> Prefilter {
+        self.times = times;
+        self
+    }
+
+    fn finders_of(&self, i: usize) -> &[Vec<Finder<'static>>] {
+        self.finders.get(i).map_or(&[], Vec::as_slice)
+    }
+
+    /// True when rule `i` may use a hit of a record of time `t` (`None`: unknown).
+    fn in_time(&self, i: usize, t: Option<(i64, i64)>) -> bool {
+        match (self.times.get(i), t) {
+            (Some(Some((lo, hi))), Some((a, b))) => b >= *lo && a <= *hi,
+            _ => true,
         }
     }
 
@@ -253,18 +344,35 @@ impl Prefilter {
 
     /// True when the raw record can match no rule (skip it).
     pub fn skip(&self, raw: &str) -> bool {
-        if self.open || raw.contains("\"@timestamp\"") {
+        if self.open || TIMESTAMP.find(raw.as_bytes()).is_some() {
             // `@timestamp`: possibly an already-ECS document, passed through unnormalised.
             return false;
         }
         let (Some(action), Some(provider)) = (
-            unique_string(raw, "\"eventName\""),
-            unique_string(raw, "\"eventSource\""),
+            unique_string(raw, &EVENT_NAME),
+            unique_string(raw, &EVENT_SOURCE),
         ) else {
             return false;
         };
-        let searchable = (!raw.contains('\\')).then_some(raw);
-        !self.admitted(action, provider, searchable).any(|_| true)
+        let searchable = std::cell::OnceCell::new();
+        let searchable = || *searchable.get_or_init(|| (!raw.contains('\\')).then_some(raw));
+        let mut time = None;
+        let mut top = None;
+        let admitted = self.admitted(action, provider, &searchable).any(|i| {
+            if !self.times.is_empty()
+                && !self.in_time(i, *time.get_or_insert_with(|| raw_time(raw)))
+            {
+                return false;
+            }
+            // The whole query on the fields read exactly from the record's top level.
+            let Some(Some(top)) = top.get_or_insert_with(|| searchable().map(Top::scan)) else {
+                return true;
+            };
+            self.queries
+                .get(i)
+                .is_none_or(|q| eval(q, top) != Tri::False)
+        });
+        !admitted
     }
 
     /// The rules a normalised document may match, ascending, into `out` (`action`/`provider`
@@ -297,35 +405,301 @@ impl Prefilter {
         &'s self,
         action: Option<&'s str>,
         provider: Option<&'s str>,
-        raw: Option<&'s str>,
+        raw: &'s dyn Fn() -> Option<&'s str>,
     ) -> Box<dyn Iterator<Item = usize> + 's> {
         match action {
-            None => Box::new(
-                (0..self.rules.len()).filter(move |&i| self.rules[i].admits(None, provider, raw)),
-            ),
-            Some(a) => Box::new(
-                self.any_action
-                    .iter()
-                    .chain(self.by_action.get(a).into_iter().flatten())
-                    .copied()
-                    .filter(move |&i| self.rules[i].admits(None, provider, raw)),
-            ),
+            None => {
+                Box::new((0..self.rules.len()).filter(move |&i| {
+                    self.rules[i].admits(None, provider, raw, self.finders_of(i))
+                }))
+            }
+            Some(a) => {
+                // The rules without an action requirement: by the provider when it is known.
+                let (all, open, by) = match provider {
+                    Some(p) => (None, Some(&self.open_provider), self.by_provider.get(p)),
+                    None => (Some(&self.any_action), None, None),
+                };
+                Box::new(
+                    all.into_iter()
+                        .flatten()
+                        .chain(open.into_iter().flatten())
+                        .chain(by.into_iter().flatten())
+                        .chain(self.by_action.get(a).into_iter().flatten())
+                        .copied()
+                        .filter(move |&i| {
+                            self.rules[i].admits(None, provider, raw, self.finders_of(i))
+                        }),
+                )
+            }
         }
     }
+}
+
+/// A three-valued truth: what a query is on a record, as far as its raw text tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tri {
+    False,
+    True,
+    Unknown,
+}
+
+/// What a raw record without any backslash reveals exactly: the values the normaliser copies
+/// from its top-level `eventName`, `eventSource` and `userIdentity.type` strings (`None`:
+/// absent, not a non-empty string, or ambiguous), and whether it mentions an error at all.
+#[derive(Debug, Clone, Copy)]
+struct Top<'a> {
+    raw: &'a str,
+    action: Option<&'a str>,
+    provider: Option<&'a str>,
+    user_type: Option<&'a str>,
+    /// `event.outcome` is `success`: no `errorCode`/`errorMessage` anywhere in the text and not
+    /// a `ConsoleLogin` (whose outcome comes from its response).
+    success: bool,
+}
+
+impl<'a> Top<'a> {
+    /// Reads `raw` (which has no backslash, so every string ends at the next quote); `None`
+    /// when the text is not one well-nested object or a key of interest is dotted.
+    fn scan(raw: &'a str) -> Option<Top<'a>> {
+        let b = raw.as_bytes();
+        let (mut depth, mut i) = (0usize, 0usize);
+        let mut last: Option<(usize, usize)> = None;
+        // Values of (eventName, eventSource, userIdentity.type), `Err` when seen twice.
+        let mut found: [Option<Result<Option<&str>, ()>>; 3] = [None; 3];
+        let mut identity: Option<usize> = None; // depth of the userIdentity object, once in it
+        let mut identity_next = false;
+        let mut identities = 0usize;
+        let mut first = true;
+        while i < b.len() {
+            match b[i] {
+                b'"' => {
+                    let end = i + 1 + memchr::memchr(b'"', b.get(i + 1..)?)?;
+                    last = Some((i + 1, end));
+                    i = end + 1;
+                    continue;
+                }
+                b':' => {
+                    let (s, e) = last.take()?;
+                    let key = raw.get(s..e)?;
+                    let slot = match (depth, identity) {
+                        (1, _) => match key {
+                            "eventName" => Some(0),
+                            "eventSource" => Some(1),
+                            "userIdentity" => {
+                                identities += 1;
+                                identity_next = true;
+                                None
+                            }
+                            k if k.contains('.') => return None,
+                            _ => None,
+                        },
+                        (2, Some(2)) if key == "type" => Some(2),
+                        (2, Some(2)) if key.contains('.') => return None,
+                        _ => None,
+                    };
+                    if let Some(n) = slot {
+                        let value = string_at(raw, i + 1);
+                        found[n] = Some(match found[n] {
+                            None => Ok(value),
+                            Some(_) => Err(()),
+                        });
+                    }
+                }
+                b'{' | b'[' => {
+                    if first && (depth != 0 || b[i] != b'{') {
+                        return None;
+                    }
+                    first = false;
+                    depth += 1;
+                    if identity_next && b[i] == b'{' && depth == 2 {
+                        identity = Some(2);
+                    }
+                    identity_next = false;
+                }
+                b'}' | b']' => {
+                    depth = depth.checked_sub(1)?;
+                    if depth < 2 {
+                        identity = None;
+                    }
+                    if depth == 0 && b.get(i + 1..)?.iter().any(|c| !c.is_ascii_whitespace()) {
+                        return None;
+                    }
+                }
+                b',' => identity_next = false,
+                _ => {}
+            }
+            i += 1;
+        }
+        if depth != 0 || first {
+            return None;
+        }
+        let get = |n: usize| match found[n] {
+            Some(Ok(v)) => v.filter(|v| !v.is_empty()),
+            _ => None,
+        };
+        let mentions = |f: &Finder<'_>| f.find(b).is_some();
+        let action = get(0);
+        Some(Top {
+            raw,
+            action,
+            provider: get(1),
+            user_type: get(2).filter(|_| identities == 1),
+            success: action.is_some_and(|a| a != "ConsoleLogin")
+                && !mentions(&ERROR_CODE)
+                && !mentions(&ERROR_MESSAGE),
+        })
+    }
+
+    /// The exactly known value of an ECS field.
+    fn known(&self, field: &str) -> Option<&'a str> {
+        match field {
+            "event.action" => self.action,
+            "event.provider" => self.provider,
+            "aws.cloudtrail.user_identity.type" => self.user_type,
+            "event.outcome" => self.success.then_some("success"),
+            _ => None,
+        }
+    }
+}
+
+/// The string value starting (after whitespace) at `at`; `None` when it is not a string.
+fn string_at(raw: &str, at: usize) -> Option<&str> {
+    let rest = raw.get(at..)?.trim_start().strip_prefix('"')?;
+    rest.get(..rest.find('"')?)
+}
+
+/// `ast` on a raw record: `False` only when no normalisation of it can match.
+fn eval(ast: &Ast, top: &Top<'_>) -> Tri {
+    match ast {
+        Ast::MatchAll => Tri::True,
+        Ast::And(items) => {
+            let mut out = Tri::True;
+            for a in items {
+                match eval(a, top) {
+                    Tri::False => return Tri::False,
+                    Tri::Unknown => out = Tri::Unknown,
+                    Tri::True => {}
+                }
+            }
+            out
+        }
+        Ast::Or(items) => {
+            let mut out = Tri::False;
+            for a in items {
+                match eval(a, top) {
+                    Tri::True => return Tri::True,
+                    Tri::Unknown => out = Tri::Unknown,
+                    Tri::False => {}
+                }
+            }
+            out
+        }
+        Ast::Not(a) => match eval(a, top) {
+            Tri::True => Tri::False,
+            Tri::False => Tri::True,
+            Tri::Unknown => Tri::Unknown,
+        },
+        Ast::Is {
+            field: Some(f),
+            value,
+        } if !f.wildcard => {
+            if let (Some(v), Some(lit)) = (top.known(&f.name), value.as_literal()) {
+                return if v == lit { Tri::True } else { Tri::False };
+            }
+            // A literal text the field would copy from the record must be in it (as `texts`).
+            let missing = |t: &str| !t.is_empty() && !top.raw.contains(t);
+            fn text(p: &crate::kql::Part) -> Option<&str> {
+                match p {
+                    crate::kql::Part::Text(t) => Some(t.as_str()),
+                    crate::kql::Part::Wildcard => None,
+                }
+            }
+            let absent = if VERBATIM.contains(&f.name.as_str()) {
+                value.parts.iter().filter_map(text).any(missing)
+            } else if f.name.starts_with(FLATTENED) {
+                missing(f.name.rsplit('.').next().unwrap_or_default())
+                    || value
+                        .parts
+                        .iter()
+                        .filter_map(text)
+                        .any(|t| not_numeric(t) && missing(t))
+            } else {
+                false
+            };
+            if absent {
+                Tri::False
+            } else {
+                Tri::Unknown
+            }
+        }
+        Ast::Exists { field: f } if !f.wildcard && f.name.starts_with(FLATTENED) => {
+            let key = f.name.rsplit('.').next().unwrap_or_default();
+            if !key.is_empty() && !top.raw.contains(key) {
+                Tri::False
+            } else {
+                Tri::Unknown
+            }
+        }
+        _ => Tri::Unknown,
+    }
+}
+
+/// The millisecond range `@timestamp` falls in once the raw record is normalised: its
+/// `eventTime` read unambiguously as `YYYY-MM-DDTHH:MM:SS[.f]Z`; `None` when unknown (no or an
+/// unusual `eventTime`, or a digest record, whose `@timestamp` is `digestEndTime`). A record
+/// mentioning `ingested` anywhere is unknown too, so a rule timed on `event.ingested` (which the
+/// normaliser does not produce) is timed by `@timestamp` here.
+fn raw_time(raw: &str) -> Option<(i64, i64)> {
+    let found = |f: &Finder<'_>| f.find(raw.as_bytes()).is_some();
+    if found(&DIGEST_END) || found(&INGESTED) {
+        return None;
+    }
+    let s = unique_string(raw, &EVENT_TIME)??;
+    let b = s.as_bytes();
+    if b.len() < 20 || b[b.len() - 1] != b'Z' {
+        return None;
+    }
+    let frac = &b[19..b.len() - 1];
+    let frac_ok = frac.is_empty()
+        || (frac.len() >= 2 && frac[0] == b'.' && frac[1..].iter().all(u8::is_ascii_digit));
+    if !frac_ok {
+        return None;
+    }
+    let digits = |r: std::ops::Range<usize>| -> Option<u32> {
+        let d = b.get(r)?;
+        if !d.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        Some(d.iter().fold(0u32, |n, c| n * 10 + u32::from(c - b'0')))
+    };
+    if (b[4], b[7], b[10], b[13], b[16]) != (b'-', b'-', b'T', b':', b':') {
+        return None;
+    }
+    let date = chrono::NaiveDate::from_ymd_opt(
+        i32::try_from(digits(0..4)?).ok()?,
+        digits(5..7)?,
+        digits(8..10)?,
+    )?;
+    let (h, m, sec) = (digits(11..13)?, digits(14..16)?, digits(17..19)?);
+    if sec > 59 {
+        return None;
+    }
+    let t = date.and_hms_opt(h, m, sec)?.and_utc().timestamp_millis();
+    Some((t, t + 999))
 }
 
 /// The value of `key`: `Some(Some(v))` when the key occurs exactly once in the text and its
 /// value is a string without escapes; `Some(None)` when the key does not occur (treated as
 /// unknown, never as absent); `None` when ambiguous.
-fn unique_string<'a>(raw: &'a str, key: &str) -> Option<Option<&'a str>> {
-    let mut hits = memchr::memmem::find_iter(raw.as_bytes(), key.as_bytes());
+fn unique_string<'a>(raw: &'a str, key: &Finder<'_>) -> Option<Option<&'a str>> {
+    let mut hits = key.find_iter(raw.as_bytes());
     let Some(first) = hits.next() else {
         return Some(None);
     };
     if hits.next().is_some() {
         return None;
     }
-    let rest = raw[first + key.len()..].trim_start();
+    let rest = raw.get(first + key.needle().len()..)?.trim_start();
     let rest = rest.strip_prefix(':')?.trim_start();
     let rest = rest.strip_prefix('"')?;
     let end = rest.find(['"', '\\'])?;
@@ -413,6 +787,122 @@ mod tests {
             !pf(&["event.action:A", "event.outcome:success"]).skip(&rec("s3.amazonaws.com", "B"))
         );
         assert!(pf(&["event.action:A", "user.name:root"]).skip(&rec("s3.amazonaws.com", "B")));
+        // rules without an action requirement, found by provider
+        let p = pf(&[
+            "event.provider:s3.amazonaws.com and user.name:root",
+            "event.action:A",
+            "event.provider:(ec2.amazonaws.com or s3.amazonaws.com) and user.name:admin",
+        ]);
+        let named = |source: &str, user: &str| {
+            rec(source, "B").replace("\"x\":1", &format!("\"userName\":\"{user}\""))
+        };
+        assert!(p.skip(&named("iam.amazonaws.com", "root")));
+        assert!(!p.skip(&named("s3.amazonaws.com", "root")));
+        assert!(p.skip(&named("s3.amazonaws.com", "bob")));
+        assert!(!p.skip(&named("ec2.amazonaws.com", "admin")));
+        assert!(p.skip(&named("ec2.amazonaws.com", "root")));
+        assert!(
+            !p.skip(&named("s3.amazonaws.com", "root").replace("\"eventSource\"", "\"source\"")),
+            "no provider: every rule without an action requirement"
+        );
+    }
+
+    #[test]
+    fn records_outside_every_admitting_rules_time_range_are_skipped() {
+        let at = |s: &str| crate::time::parse_absolute(s).unwrap().timestamp_millis();
+        let day = |d: &str| Some((at(&format!("{d}T00:00:00Z")), at(&format!("{d}T23:59:59Z"))));
+        let p = pf(&["event.action:A", "event.action:(A or B)", "event.action:C"])
+            .with_times(vec![day("2026-10-01"), day("2026-10-02"), None]);
+        let at_time =
+            |name: &str, t: &str| rec("s3.amazonaws.com", name).replace("2026-10-01T00:00:00Z", t);
+        assert!(!p.skip(&at_time("A", "2026-10-01T12:00:00Z")));
+        assert!(!p.skip(&at_time("A", "2026-10-02T12:00:00Z")));
+        assert!(p.skip(&at_time("A", "2026-10-03T00:00:00Z")));
+        assert!(p.skip(&at_time("B", "2026-10-01T12:00:00Z")));
+        assert!(!p.skip(&at_time("B", "2026-10-02T23:59:59.999Z")));
+        assert!(
+            !p.skip(&at_time("A", "2026-10-01T23:59:59.5Z")),
+            "within the last second of the range (it ends at 23:59:59.000)"
+        );
+        assert!(p.skip(&at_time("B", "2026-10-01T23:59:59.999Z")));
+        assert!(!p.skip(&at_time("C", "2030-01-01T00:00:00Z")), "no range");
+        // an unusual or ambiguous time keeps the record
+        assert!(!p.skip(&at_time("B", "2026-10-01T12:00:00+00:00")));
+        assert!(!p.skip(&at_time("B", "2026-10-01 12:00:00Z")));
+        assert!(!p.skip(&at_time("B", "2026-10-01T12:00:60Z")));
+        assert!(!p.skip(
+            &at_time("B", "2026-10-01T12:00:00Z")
+                .replace("\"x\":1", "\"eventTime\":\"2026-10-02T00:00:00Z\"")
+        ));
+        assert!(!p
+            .skip(&at_time("B", "2026-10-01T12:00:00Z").replace("\"x\":1", "\"digestEndTime\":1")));
+        assert!(!p.skip(&at_time("B", "2026-10-01T12:00:00Z").replace("\"x\":1", "\"ingested\":1")));
+        assert!(!p.skip(
+            &rec("s3.amazonaws.com", "B").replace("\"eventTime\":\"2026-10-01T00:00:00Z\",", "")
+        ));
+        let empty = pf(&["event.action:A"]).with_times(vec![Some((i64::MAX, i64::MIN))]);
+        assert!(
+            empty.skip(&at_time("A", "2026-10-01T12:00:00Z")),
+            "a rule that never runs"
+        );
+    }
+
+    #[test]
+    fn the_whole_query_is_evaluated_on_the_exactly_known_top_level_fields() {
+        let p = pf(&[
+            "event.action:GetCallerIdentity and event.outcome:success and not aws.cloudtrail.user_identity.type:AssumedRole",
+            "event.action:(ConsoleLogin or StopLogging) and event.outcome:failure",
+        ]);
+        let with = |name: &str, extra: &str| {
+            rec("sts.amazonaws.com", name).replace(
+                "\"requestParameters\"",
+                &format!("{extra}\"requestParameters\""),
+            )
+        };
+        let identity = |t: &str| format!("\"userIdentity\":{{\"type\":\"{t}\",\"arn\":\"a\"}},");
+        assert!(p.skip(&with("GetCallerIdentity", &identity("AssumedRole"))));
+        assert!(!p.skip(&with("GetCallerIdentity", &identity("IAMUser"))));
+        assert!(
+            !p.skip(&with("GetCallerIdentity", "")),
+            "no identity type: unknown"
+        );
+        assert!(!p.skip(&with(
+            "GetCallerIdentity",
+            &format!("{}\"errorCode\":\"AccessDenied\",", identity("IAMUser"))
+        )));
+        // a nested, duplicated or escaped identity is not the top-level one
+        assert!(!p.skip(&with(
+            "GetCallerIdentity",
+            "\"x\":{\"userIdentity\":{\"type\":\"AssumedRole\"}},"
+        )));
+        assert!(!p.skip(&with(
+            "GetCallerIdentity",
+            &format!(
+                "{}\"userIdentity\":{{\"arn\":\"a\"}},",
+                identity("AssumedRole")
+            )
+        )));
+        assert!(!p.skip(&with(
+            "GetCallerIdentity",
+            "\"userIdentity\":{\"type\":\"AssumedRole\",\"type\":\"IAMUser\"},"
+        )));
+        assert!(!p.skip(&with(
+            "GetCallerIdentity",
+            "\"userIdentity\":{\"type\":\"Assumed\\u0052ole\"},"
+        )));
+        assert!(
+            p.skip(&with(
+                "GetCallerIdentity",
+                "\"userIdentity\":{\"x\":{\"type\":\"IAMUser\"},\"type\":\"AssumedRole\"},"
+            )),
+            "a deeper type is not the identity's"
+        );
+        // outcome: success only without any error text; a console login's comes from its response
+        assert!(p.skip(&with("StopLogging", "")));
+        assert!(!p.skip(&with("StopLogging", "\"errorMessage\":\"denied\",")));
+        assert!(!p.skip(&with("ConsoleLogin", "")));
+        // not one well-nested object: unknown
+        assert!(!p.skip(&format!("{}}}", with("StopLogging", ""))));
     }
 
     #[test]
