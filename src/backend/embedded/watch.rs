@@ -162,7 +162,7 @@ fn flush(
     let read = docs.len();
     let added = backend.append(docs)?;
     summary.documents += added;
-    summary.known += read - added;
+    summary.known += read.saturating_sub(added);
     Ok(())
 }
 
