@@ -185,6 +185,11 @@ fn mark(f: &Path, before: Option<Mark>) -> Option<Mark> {
 /// True for a plain (not gzipped) file whose first line is a whole JSON object: NDJSON, which
 /// can be read from any line start. Delivery files, arrays and pretty-printed records are not.
 fn line_based(f: &Path) -> bool {
+    // Gzip is never read from a byte offset; by name, so the look at start-up (which marks
+    // every file, mostly `.json.gz` deliveries) opens none of them.
+    if f.extension().is_some_and(|e| e == "gz") {
+        return false;
+    }
     let Ok(file) = File::open(f) else {
         return false;
     };
