@@ -6,12 +6,12 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use common::fixtures::{fixture, fixtures, reply};
 use detectd::backend::elasticsearch::{ElasticsearchBackend, RetryPolicy};
 use detectd::backend::{
     AlertDoc, Backend, Error, ExecStats, QuerySpec, ThresholdSignal, ThresholdSpec, TimeField,
@@ -26,32 +26,6 @@ const FROM: &str = "2026-11-23T20:04:28Z";
 const TO: &str = "2026-11-23T21:04:28Z";
 const HISTORY: &str = "2026-11-16T21:04:28Z";
 const BOTH: &str = "logs-aws.cloudtrail-*,filebeat-*";
-
-/// A recorded exchange by its number (`"027"`), `None` when the reference data is absent.
-fn fixture(num: &str) -> Option<Value> {
-    let dir = common::shared_data("es-fixtures")?;
-    let entry = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with(&format!("{num}-"))
-        })
-        .unwrap_or_else(|| panic!("fixture {num} missing"));
-    Some(serde_json::from_str(&std::fs::read_to_string(entry).unwrap()).unwrap())
-}
-
-/// All fixtures a test needs, or `None` (skip) when the data is absent.
-fn fixtures(nums: &[&str]) -> Option<Vec<Value>> {
-    nums.iter().map(|n| fixture(n)).collect()
-}
-
-fn reply(fx: &Value) -> ResponseTemplate {
-    ResponseTemplate::new(fx["status"].as_u64().unwrap() as u16)
-        .set_body_json(fx["response"].clone())
-}
 
 fn body_json(r: &Request) -> Value {
     serde_json::from_slice(&r.body).unwrap_or(Value::Null)
@@ -91,19 +65,7 @@ fn is(field: &str, value: &str) -> Ast {
 
 /// Golden check: `actual` against `tests/golden/es_requests/NAME.json`.
 fn check(name: &str, actual: &Value) {
-    let file = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join(format!("tests/golden/es_requests/{name}.json"));
-    let text = serde_json::to_string_pretty(actual).unwrap() + "\n";
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        std::fs::write(&file, &text).unwrap();
-        return;
-    }
-    let expected = std::fs::read_to_string(&file)
-        .unwrap_or_else(|_| panic!("{} missing (UPDATE_GOLDEN=1)", file.display()));
-    assert_eq!(
-        expected, text,
-        "golden {name} differs (UPDATE_GOLDEN=1 regenerates it)"
-    );
+    common::check_request_golden(name, actual);
 }
 
 /// Every request the mock received: method, path and query, body (NDJSON as a list of lines).

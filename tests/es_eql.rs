@@ -8,10 +8,11 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use common::fixtures::{fixture, fixtures, reply};
 use detectd::backend::elasticsearch::{ElasticsearchBackend, RetryPolicy};
 use detectd::config::{AlertsConfig, ElasticsearchConfig};
 use detectd::engine::{execute, ExecRule, ExecutionResult, Status, Window};
@@ -23,30 +24,6 @@ use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 const NOW: &str = "2026-11-23T21:04:28Z";
 const CLOUDTRAIL: &str = "logs-aws.cloudtrail-*";
 const ALERTS: &str = "detectd-alerts-default";
-
-fn fixture(num: &str) -> Option<Value> {
-    let dir = common::shared_data("es-fixtures")?;
-    let entry = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with(&format!("{num}-"))
-        })
-        .unwrap_or_else(|| panic!("fixture {num} missing"));
-    Some(serde_json::from_str(&std::fs::read_to_string(entry).unwrap()).unwrap())
-}
-
-fn fixtures(nums: &[&str]) -> Option<Vec<Value>> {
-    nums.iter().map(|n| fixture(n)).collect()
-}
-
-fn reply(fx: &Value) -> ResponseTemplate {
-    ResponseTemplate::new(fx["status"].as_u64().unwrap() as u16)
-        .set_body_json(fx["response"].clone())
-}
 
 fn backend(uri: &str) -> ElasticsearchBackend {
     let es = ElasticsearchConfig {
@@ -81,19 +58,7 @@ async fn run(exec: &ExecRule, server: &MockServer) -> ExecutionResult {
 
 /// Golden check: `actual` against `tests/golden/es_requests/NAME.json`.
 fn check(name: &str, actual: &Value) {
-    let file = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join(format!("tests/golden/es_requests/{name}.json"));
-    let text = serde_json::to_string_pretty(actual).unwrap() + "\n";
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        std::fs::write(&file, &text).unwrap();
-        return;
-    }
-    let expected = std::fs::read_to_string(&file)
-        .unwrap_or_else(|_| panic!("{} missing (UPDATE_GOLDEN=1)", file.display()));
-    assert_eq!(
-        expected, text,
-        "golden {name} differs (UPDATE_GOLDEN=1 regenerates it)"
-    );
+    common::check_request_golden(name, actual);
 }
 
 /// The requests the mock received: method, path and query, body. Bulk bodies (alerts, whose

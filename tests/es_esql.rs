@@ -10,8 +10,9 @@
 //! arrays for multi-valued fields).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::collections::HashSet;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -176,19 +177,7 @@ async fn sent(server: &MockServer) -> Value {
 
 /// Golden check: `actual` against `tests/golden/es_requests/NAME.json`.
 fn check(name: &str, actual: &Value) {
-    let file = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join(format!("tests/golden/es_requests/{name}.json"));
-    let text = serde_json::to_string_pretty(actual).unwrap() + "\n";
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        std::fs::write(&file, &text).unwrap();
-        return;
-    }
-    let expected = std::fs::read_to_string(&file)
-        .unwrap_or_else(|_| panic!("{} missing (UPDATE_GOLDEN=1)", file.display()));
-    assert_eq!(
-        expected, text,
-        "golden {name} differs (UPDATE_GOLDEN=1 regenerates it)"
-    );
+    common::check_request_golden(name, actual);
 }
 
 async fn run(exec: &ExecRule, b: &ElasticsearchBackend) -> ExecutionResult {

@@ -4,39 +4,17 @@
 //! Each run uses uniquely named indices and removes them at the end.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::sync::atomic::Ordering;
 
 use chrono::{Duration, Utc};
 use detectd::backend::elasticsearch::ElasticsearchBackend;
 use detectd::backend::{AlertDoc, Backend, ExecStats, QuerySpec, RuleState, TimeField};
-use detectd::config::{AlertsConfig, ElasticsearchConfig};
+use detectd::config::AlertsConfig;
 use detectd::kql::{Ast, Field, LiteralKind, Part, Value as KqlValue};
 use elasticsearch::http::Method;
 use serde_json::{json, Value};
-
-fn live() -> Option<(ElasticsearchConfig, String)> {
-    let Ok(url) = std::env::var("DETECTD_ES_URL") else {
-        assert!(
-            std::env::var_os("DETECTD_REQUIRE_LIVE").is_none(),
-            "DETECTD_REQUIRE_LIVE is set but DETECTD_ES_URL is not: live tests may not skip"
-        );
-        eprintln!("skipping live Elasticsearch test: DETECTD_ES_URL is not set (scripts/test.sh starts a node)");
-        return None;
-    };
-    let nanos = Utc::now().timestamp_nanos_opt().unwrap_or_default();
-    let name = format!("detectd-live-{}-{nanos}", std::process::id());
-    let es = ElasticsearchConfig {
-        urls: vec![url],
-        state_index: format!("{name}-state"),
-        executions_index: format!("{name}-executions"),
-        api_key: std::env::var("DETECTD_ES_API_KEY").ok(),
-        username: std::env::var("DETECTD_ES_USERNAME").ok(),
-        password: std::env::var("DETECTD_ES_PASSWORD").ok(),
-        verify_tls: std::env::var("DETECTD_ES_INSECURE").is_err(),
-        ..ElasticsearchConfig::default()
-    };
-    Some((es, name))
-}
 
 fn is(field: &str, value: &str) -> Ast {
     Ast::Is {
@@ -54,7 +32,9 @@ fn is(field: &str, value: &str) -> Ast {
 
 #[tokio::test]
 async fn live_search_terms_new_terms_alerts_and_state() {
-    let Some((es, name)) = live() else { return };
+    let Some((es, name)) = common::live::config("es") else {
+        return;
+    };
     let alias = format!("{name}-alerts");
     let b = ElasticsearchBackend::new(
         &es,
@@ -66,15 +46,7 @@ async fn live_search_terms_new_terms_alerts_and_state() {
     .unwrap();
     let result = run(&b, &name, &alias).await;
     // clean up whatever happened
-    for path in [
-        format!("/{name}"),
-        format!("/{alias}-000001"),
-        format!("/_index_template/{alias}"),
-        format!("/{}", es.state_index),
-        format!("/{}", es.executions_index),
-    ] {
-        let _ = b.send_json(Method::Delete, &path, None).await;
-    }
+    common::live::remove_test_indices(&b, &es, &name, &alias).await;
     result.unwrap();
 }
 

@@ -38,13 +38,10 @@ fn exec_rule(file: &str, index: &str, query: Option<&str>) -> ExecRule {
 
 #[tokio::test]
 async fn live_eql_single_event_and_sequence_rules() {
-    let Some(live) = common::live::Live::from_env() else {
+    let Some((es, name)) = common::live::config("eql") else {
         return;
     };
-    let nanos = Utc::now().timestamp_nanos_opt().unwrap_or_default();
-    let name = format!("detectd-live-eql-{}-{nanos}", std::process::id());
     let alias = format!("{name}-alerts");
-    let es = live.es_config(&name);
     let b = ElasticsearchBackend::new(
         &es,
         &AlertsConfig {
@@ -55,15 +52,7 @@ async fn live_eql_single_event_and_sequence_rules() {
     .unwrap();
     let index = format!("{name}-events");
     let result = run(&b, &index, &alias).await;
-    for path in [
-        format!("/{index}"),
-        format!("/{alias}-000001"),
-        format!("/_index_template/{alias}"),
-        format!("/{}", es.state_index),
-        format!("/{}", es.executions_index),
-    ] {
-        let _ = b.send_json(Method::Delete, &path, None).await;
-    }
+    common::live::remove_test_indices(&b, &es, &index, &alias).await;
     result.unwrap();
 }
 

@@ -13,38 +13,14 @@
 //! Each run uses uniquely named indices (the rules' `FROM` is pointed at them) and removes them.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use chrono::{DateTime, Duration, Utc};
 use detectd::backend::elasticsearch::{ElasticsearchBackend, Engine};
-use detectd::config::{AlertsConfig, ElasticsearchConfig};
+use detectd::config::AlertsConfig;
 use detectd::engine::{execute, ExecRule, Status, Window};
 use elasticsearch::http::Method;
 use serde_json::{json, Value};
-
-fn live() -> Option<(ElasticsearchConfig, String)> {
-    let Ok(url) = std::env::var("DETECTD_ES_URL") else {
-        assert!(
-            std::env::var_os("DETECTD_REQUIRE_LIVE").is_none(),
-            "DETECTD_REQUIRE_LIVE is set but DETECTD_ES_URL is not: live tests may not skip"
-        );
-        eprintln!(
-            "skipping live ES|QL test: DETECTD_ES_URL is not set (scripts/test.sh starts a node)"
-        );
-        return None;
-    };
-    let nanos = Utc::now().timestamp_nanos_opt().unwrap_or_default();
-    let name = format!("detectd-live-esql-{}-{nanos}", std::process::id());
-    let es = ElasticsearchConfig {
-        urls: vec![url],
-        state_index: format!("{name}-state"),
-        executions_index: format!("{name}-executions"),
-        api_key: std::env::var("DETECTD_ES_API_KEY").ok(),
-        username: std::env::var("DETECTD_ES_USERNAME").ok(),
-        password: std::env::var("DETECTD_ES_PASSWORD").ok(),
-        verify_tls: std::env::var("DETECTD_ES_INSECURE").is_err(),
-        ..ElasticsearchConfig::default()
-    };
-    Some((es, name))
-}
 
 /// A rule of `tests/esql_rules/` with its `FROM` pointed at `index`.
 fn esql_rule(file: &str, index: &str) -> ExecRule {
@@ -60,7 +36,9 @@ fn esql_rule(file: &str, index: &str) -> ExecRule {
 
 #[tokio::test]
 async fn live_esql_rules_end_to_end() {
-    let Some((es, name)) = live() else { return };
+    let Some((es, name)) = common::live::config("esql") else {
+        return;
+    };
     let alias = format!("{name}-alerts");
     let b = ElasticsearchBackend::new(
         &es,
@@ -71,15 +49,7 @@ async fn live_esql_rules_end_to_end() {
     )
     .unwrap();
     let result = run(&b, &name, &alias).await;
-    for path in [
-        format!("/{name}"),
-        format!("/{alias}-000001"),
-        format!("/_index_template/{alias}"),
-        format!("/{}", es.state_index),
-        format!("/{}", es.executions_index),
-    ] {
-        let _ = b.send_json(Method::Delete, &path, None).await;
-    }
+    common::live::remove_test_indices(&b, &es, &name, &alias).await;
     result.unwrap();
 }
 

@@ -108,3 +108,34 @@ impl Live {
         }
     }
 }
+
+/// detectd's configuration for the live cluster and a name unique to this run
+/// (`detectd-live-<what>-<pid>-<nanos>`) for the test's indices; `None` (after saying why) when
+/// no cluster is configured.
+pub fn config(what: &str) -> Option<(detectd::config::ElasticsearchConfig, String)> {
+    let live = Live::from_env()?;
+    let nanos = chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default();
+    let name = format!("detectd-live-{what}-{}-{nanos}", std::process::id());
+    Some((live.es_config(&name), name))
+}
+
+/// Removes what a live test made: its events `index`, the alerts `alias`'s index and template,
+/// and the state and executions indices of `es` (whatever the test's outcome).
+pub async fn remove_test_indices(
+    b: &detectd::backend::elasticsearch::ElasticsearchBackend,
+    es: &detectd::config::ElasticsearchConfig,
+    index: &str,
+    alias: &str,
+) {
+    for path in [
+        format!("/{index}"),
+        format!("/{alias}-000001"),
+        format!("/_index_template/{alias}"),
+        format!("/{}", es.state_index),
+        format!("/{}", es.executions_index),
+    ] {
+        let _ = b
+            .send_json(elasticsearch::http::Method::Delete, &path, None)
+            .await;
+    }
+}

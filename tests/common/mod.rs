@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod fake_es;
+pub mod fixtures;
 pub mod live;
 pub mod mmdb;
 
@@ -23,4 +24,22 @@ pub fn shared_data(sub: &str) -> Option<PathBuf> {
         );
         None
     }
+}
+
+/// Golden check of a request we build: `actual` against `tests/golden/es_requests/NAME.json`
+/// (`UPDATE_GOLDEN=1` writes it instead).
+pub fn check_request_golden(name: &str, actual: &serde_json::Value) {
+    let file = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("tests/golden/es_requests/{name}.json"));
+    let text = serde_json::to_string_pretty(actual).unwrap() + "\n";
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&file, &text).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&file)
+        .unwrap_or_else(|_| panic!("{} missing (UPDATE_GOLDEN=1)", file.display()));
+    assert_eq!(
+        expected, text,
+        "golden {name} differs (UPDATE_GOLDEN=1 regenerates it)"
+    );
 }
