@@ -42,7 +42,7 @@ pub fn no_index_warning(patterns: &[String]) -> String {
 }
 
 /// ES's limit on `_id` length in bytes.
-const MAX_ID_BYTES: usize = 512;
+pub const MAX_ID_BYTES: usize = 512;
 
 /// The stable id a source document gets in both backends (the embedded store, and
 /// `detectd ingest` into Elasticsearch, so a second ingest of the same files adds nothing):

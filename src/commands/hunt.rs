@@ -112,13 +112,15 @@ fn print_summary(s: &HuntSummary, seconds: f64) {
         }
     };
     eprintln!(
-        "\n{} files, {} records in {:.1} s ({:.0} records/s): {} skipped unparsed ({:.1}%), {} errors, {} without @timestamp",
+        "\n{} files, {} records in {:.1} s ({:.0} records/s): {} skipped unparsed ({:.1}%), {} taken unparsed ({:.1}%), {} errors, {} without @timestamp",
         s.files,
         s.records,
         seconds,
         s.records as f64 / seconds.max(1e-9),
         s.skipped,
         pct(s.skipped),
+        s.from_raw,
+        pct(s.from_raw),
         s.errors,
         s.rejected
     );

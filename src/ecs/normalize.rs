@@ -64,6 +64,33 @@ pub fn normalize_str(raw: &str, opts: &NormalizeOptions) -> Result<EcsDoc, Norma
     normalize_owned(v, raw.to_string(), opts)
 }
 
+/// Normalises one record's text as the reader does: an already-ECS object (`@timestamp`, no
+/// `eventTime`) passes through unchanged, and pretty-printed text is kept compact in
+/// `event.original`, as a shipper would.
+pub fn normalize_record(raw: &str, opts: &NormalizeOptions) -> Result<EcsDoc, NormalizeError> {
+    let v: Json = serde_json::from_str(raw).map_err(|e| NormalizeError::Json(e.to_string()))?;
+    normalize_parsed(v, raw, opts)
+}
+
+/// [`normalize_record`] of the record already parsed from `raw`.
+pub fn normalize_parsed(
+    v: Json,
+    raw: &str,
+    opts: &NormalizeOptions,
+) -> Result<EcsDoc, NormalizeError> {
+    if let Json::Object(m) = &v {
+        if !is_cloudtrail(m) && m.contains_key("@timestamp") {
+            return Ok(EcsDoc::from_json(v));
+        }
+    }
+    let original = if raw.contains('\n') {
+        v.to_string()
+    } else {
+        raw.to_string()
+    };
+    normalize_owned(v, original, opts)
+}
+
 /// Normalises one raw record with the default options (`event.original` is its JSON text).
 pub fn normalize(record: &serde_json::Value) -> Result<serde_json::Value, NormalizeError> {
     normalize_owned(

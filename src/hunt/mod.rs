@@ -26,6 +26,7 @@
 mod first_seen;
 pub mod prefilter;
 
+use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -46,6 +47,7 @@ use crate::scheduler::{next_due, next_due_after, plan, ScheduledRule, Window};
 
 pub use first_seen::FirstSeen;
 pub use prefilter::Prefilter;
+use prefilter::{Decision, Known, RawHits};
 
 /// A rule to hunt with: its execution view and its schedule.
 #[derive(Debug, Clone)]
@@ -103,6 +105,9 @@ pub struct HuntSummary {
     pub records: u64,
     /// Records skipped unparsed by the prefilter.
     pub skipped: u64,
+    /// Records whose hits were taken from their raw text, unparsed (every rule admitting them
+    /// decided exactly on the raw record, the matching ones new_terms rules).
+    pub from_raw: u64,
     /// Records skipped or broken (reported through `on_error`).
     pub errors: u64,
     /// Documents without a usable `@timestamp`.
@@ -160,6 +165,8 @@ pub fn hunt(
     let mut summary = HuntSummary::default();
     let mut set = MatcherSet::new();
     let mut states: Vec<RuleRun> = Vec::new();
+    // Per rule, its matcher when it has no filters (the prefilter may decide it on raw records).
+    let mut exact: Vec<Option<Matcher>> = Vec::new();
     // A later definition of a rule id wins, as in the scheduler.
     let mut by_id: HashMap<&str, usize> = HashMap::new();
     for (n, r) in rules.iter().enumerate() {
@@ -212,6 +219,7 @@ pub fn hunt(
             }
         };
         let slot = set.add(&matcher);
+        exact.push(r.exec.filters.is_empty().then_some(matcher));
         states.push(RuleRun::new(r, slot, options));
     }
     let queries: Vec<&crate::kql::Ast> = states.iter().map(|s| &s.rule.exec.query).collect();
@@ -228,12 +236,44 @@ pub fn hunt(
     if !kinds.contains(&crate::ecs::geoip::GeoIpKind::Asn) {
         unavailable.push("source.as.");
     }
+    // The raw record reveals fields exactly only as the integration's default `retain` keeps
+    // them.
+    if normalize.retain.is_some() {
+        exact.iter_mut().for_each(|m| *m = None);
+    }
     let prefilter = Prefilter::with_unavailable(&queries, &unavailable)
-        .with_times(states.iter().map(RuleRun::raw_range).collect());
+        .with_times(states.iter().map(RuleRun::raw_range).collect())
+        .with_exact(
+            normalize.data_stream,
+            exact,
+            states.iter().map(RuleRun::takes_raw).collect(),
+        );
+    tracing::debug!(
+        rules = prefilter.exact_rules(),
+        "rules decided exactly on raw records"
+    );
     for i in prefilter.open_rules() {
         tracing::warn!(rule = %states[i].rule.exec.rule_id, name = %states[i].rule.exec.name, "no literal requirement derived from this rule's query: every record is parsed");
     }
-    let skip = |raw: &str| prefilter.skip(raw);
+    // The rules' states, shared by the raw-record decision and the parsed-document path (the
+    // reader calls one, then maybe the other, never both at once).
+    let states = RefCell::new(states);
+    let taken = Cell::new(0u64);
+    let hits = RefCell::new(Vec::new());
+    let skip = |raw: &str| {
+        let mut hits = hits.borrow_mut();
+        match prefilter.decide(raw, &mut hits) {
+            Decision::Skip => true,
+            Decision::Parse => false,
+            Decision::Hits(r) => {
+                let ok = take_raw(raw, &r, &hits, &mut states.borrow_mut(), catalog, normalize);
+                if ok {
+                    taken.set(taken.get() + 1);
+                }
+                ok
+            }
+        }
+    };
     let skip_fn: Option<&dyn Fn(&str) -> bool> = if options.prefilter && !prefilter.is_open() {
         Some(&skip)
     } else {
@@ -253,17 +293,21 @@ pub fn hunt(
         for f in bucket {
             let mut on_doc = |d: Document| {
                 summary.records += 1;
+                let mut states = states.borrow_mut();
                 match process(&d, &set, &prefilter, &mut states, catalog, &mut scratch) {
                     Processed::Rejected => summary.rejected += 1,
                     Processed::Unadmitted => summary.unadmitted += 1,
                     Processed::Evaluated => {}
                 }
             };
+            let before = taken.get();
             let skipped = read_file_filtered(f, normalize, skip_fn, &mut on_doc, &mut |e| {
                 errors += 1;
                 on_error(e)
             });
-            summary.skipped += skipped as u64;
+            let from_raw = taken.get() - before;
+            summary.skipped += (skipped as u64).saturating_sub(from_raw);
+            summary.from_raw += from_raw;
             summary.records += skipped as u64;
             files_done += 1;
             on_progress(Progress {
@@ -279,7 +323,7 @@ pub fn hunt(
             None => i64::MAX,
         };
         let mut held = 0usize;
-        for s in &mut states {
+        for s in states.borrow_mut().iter_mut() {
             s.flush();
             summary.alerts += s.run_until(watermark, &mut on_alert);
             held += s.prune();
@@ -287,7 +331,7 @@ pub fn hunt(
         summary.peak_state = summary.peak_state.max(held);
         tracing::debug!(files_done, held, "bucket done");
     }
-    for s in &mut states {
+    for s in states.borrow_mut().iter_mut() {
         summary.late += s.late;
         summary.executions += s.summary.executions;
         summary.rules.push(s.summary.clone());
@@ -506,6 +550,110 @@ fn process(
     Processed::Evaluated
 }
 
+/// Takes the hits of a raw record that the prefilter decided exactly (`hits`: the matching
+/// rules) as `process` would take them from its normalised document; false, with nothing
+/// changed, when that needs the document after all (the record is then parsed).
+fn take_raw(
+    raw: &str,
+    r: &RawHits<'_>,
+    hits: &[usize],
+    states: &mut [RuleRun],
+    catalog: &FieldCatalog,
+    normalize: &NormalizeOptions,
+) -> bool {
+    // The document id (`event.id`, as `document_id_with` takes it).
+    let Known::Value(id) = r.field("event.id") else {
+        return false;
+    };
+    if id.len() > crate::backend::MAX_ID_BYTES {
+        return false;
+    }
+    let ts = r.ts;
+    // Each rule's term tuple (`None`: the document has none), before anything changes.
+    let mut taken: Vec<(usize, Option<Vec<Value>>)> = Vec::with_capacity(hits.len());
+    for &i in hits {
+        let Some(s) = states.get(i) else {
+            return false;
+        };
+        let Kind::NewTerms { fields, .. } = &s.kind else {
+            return false;
+        };
+        // The rule's time is the `@timestamp` (`takes_raw`); outside its range the document
+        // is not evaluated against it.
+        if !(s.range.0 <= ts && ts <= s.range.1) {
+            continue;
+        }
+        let mut tuple = Some(Vec::with_capacity(fields.len()));
+        for f in fields {
+            match r.field(f) {
+                Known::Value(v) => {
+                    // As `term_tuples`: a value over the field's ignore_above is not a term.
+                    let limit = catalog.get(f).and_then(|spec| spec.ignore_above);
+                    if limit.is_some_and(|l| v.chars().count() > l) {
+                        tuple = None;
+                    } else if let Some(t) = &mut tuple {
+                        t.push(Value::String(v.to_string()));
+                    }
+                }
+                Known::Absent => tuple = None,
+                Known::Unknown => return false,
+            }
+        }
+        taken.push((i, tuple));
+    }
+    // A broken record is parsed, so that it is reported.
+    if serde_json::from_str::<serde::de::IgnoredAny>(raw).is_err() {
+        return false;
+    }
+    let id: Arc<str> = Arc::from(id);
+    // The normalised text, made only for a document that may become an alert.
+    let mut json: Option<Arc<str>> = None;
+    for (i, tuple) in taken {
+        let Some(s) = states.get_mut(i) else {
+            continue;
+        };
+        s.summary.documents += 1;
+        s.summary.hits += 1;
+        if ts <= s.done_until {
+            s.late += 1;
+        }
+        let (Kind::NewTerms { index, pending, .. }, Some(tuple)) = (&mut s.kind, tuple) else {
+            continue;
+        };
+        let key = tuple_key(&tuple);
+        let key = index.see(
+            &key,
+            || tuple,
+            ts,
+            || {
+                let text = json
+                    .get_or_insert_with(|| normalised_text(raw, normalize))
+                    .clone();
+                (ts, id.clone(), text)
+            },
+        );
+        pending.push(TermHit {
+            t: ts,
+            ts,
+            id: id.clone(),
+            key,
+        });
+    }
+    true
+}
+
+/// The JSON text of a raw record's normalised document, as the reader makes it.
+fn normalised_text(raw: &str, normalize: &NormalizeOptions) -> Arc<str> {
+    match crate::ecs::normalize::normalize_record(raw, normalize) {
+        Ok(doc) => Arc::from(doc.to_json()),
+        Err(e) => {
+            // Not reached: the record was validated and has an eventTime.
+            tracing::error!(error = %e, "raw record taken unparsed does not normalise");
+            Arc::from("{}")
+        }
+    }
+}
+
 /// Nesting below which a value's JSON text always parses back (serde_json stops at 128).
 const SHALLOW: usize = 100;
 
@@ -720,6 +868,16 @@ impl RuleRun {
         let timed = time.primary == "@timestamp"
             || (time.primary == "event.ingested" && time.fallback_to_timestamp);
         timed.then_some(self.range)
+    }
+
+    /// True when the rule's hits can be taken from a raw record (`take_raw`): a new_terms rule
+    /// without filters, timed by the record's `@timestamp`, whose term fields a raw record may
+    /// reveal.
+    fn takes_raw(&self) -> bool {
+        let exec = &self.rule.exec;
+        matches!(&self.kind, Kind::NewTerms { fields, .. } if fields.iter().all(|f| prefilter::knowable(f)))
+            && exec.filters.is_empty()
+            && self.raw_range().is_some()
     }
 
     /// Moves the bucket's hits into the sorted held hits.

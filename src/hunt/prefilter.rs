@@ -27,7 +27,10 @@ use std::sync::LazyLock;
 
 use memchr::memmem::Finder;
 
+use serde_json::Value;
+
 use crate::kql::Ast;
+use crate::matcher::Matcher;
 
 /// The literal values a query requires of one field; `None` = no requirement found.
 type Allowed = Option<HashSet<String>>;
@@ -242,6 +245,13 @@ pub struct Prefilter {
     /// Per rule, the inclusive range of `@timestamp` millis its hits are used in (`None`: any
     /// time); empty when no ranges are known.
     times: Vec<Option<(i64, i64)>>,
+    /// The normaliser adds the data stream's constant fields.
+    data_stream: bool,
+    /// Per rule, its matcher when its query reads only [`KNOWABLE`] fields (and it has no
+    /// filters): evaluated on what the raw record reveals, it decides the rule exactly.
+    exact: Vec<Option<(Matcher, Vec<String>)>>,
+    /// Per rule, whether its hits can be taken from the raw record ([`Decision::Hits`]).
+    takes_raw: Vec<bool>,
 }
 
 impl Prefilter {
@@ -307,7 +317,41 @@ impl Prefilter {
             finders,
             queries: queries.iter().map(|q| (*q).clone()).collect(),
             times: Vec::new(),
+            data_stream: false,
+            exact: Vec::new(),
+            takes_raw: Vec::new(),
         }
+    }
+
+    /// The prefilter that decides rules exactly on the raw record where it can: `matchers[i]`
+    /// is rule `i`'s compiled query (`None` when it has filters), `takes_raw[i]` whether the
+    /// caller can take its hits from a raw record, `data_stream` whether the normaliser adds
+    /// the data stream's constant fields.
+    pub fn with_exact(
+        mut self,
+        data_stream: bool,
+        matchers: Vec<Option<Matcher>>,
+        takes_raw: Vec<bool>,
+    ) -> Prefilter {
+        self.data_stream = data_stream;
+        self.exact = matchers
+            .into_iter()
+            .zip(&self.queries)
+            .map(|(m, q)| {
+                let mut fields = Vec::new();
+                (m.is_some() && knowable_fields(q, &mut fields))
+                    .then_some(m)
+                    .flatten()
+                    .map(|m| (m, fields))
+            })
+            .collect();
+        self.takes_raw = takes_raw;
+        self
+    }
+
+    /// The number of rules decided exactly on raw records.
+    pub fn exact_rules(&self) -> usize {
+        self.exact.iter().flatten().count()
     }
 
     /// The prefilter that also skips raw records whose `eventTime` lies outside the ranges of
@@ -344,35 +388,88 @@ impl Prefilter {
 
     /// True when the raw record can match no rule (skip it).
     pub fn skip(&self, raw: &str) -> bool {
+        matches!(self.decide(raw, &mut Vec::new()), Decision::Skip)
+    }
+
+    /// What to do with a raw record: skip it (no rule can match it), parse it, or take the
+    /// hits of the rules in `hits` (ascending) from it without parsing: every rule admitting it
+    /// was decided exactly, some match, and all of those take raw hits.
+    pub fn decide<'a>(&self, raw: &'a str, hits: &mut Vec<usize>) -> Decision<'a> {
+        hits.clear();
         if self.open || TIMESTAMP.find(raw.as_bytes()).is_some() {
             // `@timestamp`: possibly an already-ECS document, passed through unnormalised.
-            return false;
+            return Decision::Parse;
         }
         let (Some(action), Some(provider)) = (
             unique_string(raw, &EVENT_NAME),
             unique_string(raw, &EVENT_SOURCE),
         ) else {
-            return false;
+            return Decision::Parse;
         };
-        let searchable = std::cell::OnceCell::new();
-        let searchable = || *searchable.get_or_init(|| (!raw.contains('\\')).then_some(raw));
+        // A text with a backslash may hide a literal in an escape: not searched, not scanned.
+        let text: Option<&'a str> = (!raw.contains('\\')).then_some(raw);
+        let searchable = || text;
         let mut time = None;
-        let mut top = None;
-        let admitted = self.admitted(action, provider, &searchable).any(|i| {
+        let mut top: Option<Option<Option<Top<'a>>>> = None;
+        // The known fields as a document, for the exact matchers (built once).
+        let mut doc: Option<Value> = None;
+        for i in self.admitted(action, provider, &searchable) {
             if !self.times.is_empty()
                 && !self.in_time(i, *time.get_or_insert_with(|| raw_time(raw)))
             {
-                return false;
+                continue;
             }
             // The whole query on the fields read exactly from the record's top level.
-            let Some(Some(top)) = top.get_or_insert_with(|| searchable().map(Top::scan)) else {
-                return true;
+            let Some(Some(top)) =
+                top.get_or_insert_with(|| text.map(|r| Top::scan(r, self.data_stream)))
+            else {
+                return Decision::Parse;
             };
-            self.queries
-                .get(i)
-                .is_none_or(|q| eval(q, top) != Tri::False)
-        });
-        !admitted
+            let Some(query) = self.queries.get(i) else {
+                return Decision::Parse;
+            };
+            match eval(query, top) {
+                Tri::False => continue,
+                Tri::True | Tri::Unknown => {}
+            }
+            let Some(Some((matcher, fields))) = self.exact.get(i) else {
+                return Decision::Parse;
+            };
+            if fields.iter().any(|f| top.field(f) == Known::Unknown) {
+                return Decision::Parse;
+            }
+            let doc = doc.get_or_insert_with(|| known_document(top));
+            if matcher.matches_json(doc) {
+                hits.push(i);
+            }
+        }
+        if hits.is_empty() {
+            return Decision::Skip;
+        }
+        if !hits
+            .iter()
+            .all(|&i| self.takes_raw.get(i).copied().unwrap_or(false))
+        {
+            return Decision::Parse;
+        }
+        let time = time.unwrap_or_else(|| raw_time(raw));
+        let (Some(Some(Some(top))), Some((t, _))) = (top, time) else {
+            return Decision::Parse;
+        };
+        // The exact `@timestamp`, as the normaliser writes it and the hunt reads it.
+        let Some(ts) = top
+            .event_time()
+            .and_then(|s| crate::ecs::normalize::es_date(&crate::ecs::json::Json::String(s.into())))
+            .map(|j| j.to_value())
+            .as_ref()
+            .and_then(crate::fields::date_millis)
+        else {
+            return Decision::Parse;
+        };
+        if ts < t || ts > t + 999 {
+            return Decision::Parse;
+        }
+        Decision::Hits(RawHits { top, ts })
     }
 
     /// The rules a normalised document may match, ascending, into `out` (`action`/`provider`
@@ -435,6 +532,93 @@ impl Prefilter {
     }
 }
 
+/// What to do with a raw record (see [`Prefilter::decide`]).
+#[derive(Debug)]
+// Made once per record on the stack; boxing the large variant would allocate per record.
+#[allow(clippy::large_enum_variant)]
+pub enum Decision<'a> {
+    Skip,
+    Parse,
+    Hits(RawHits<'a>),
+}
+
+impl<'a> Decision<'a> {
+    /// The raw record's hits, when taken.
+    pub fn hits(self) -> Option<RawHits<'a>> {
+        match self {
+            Decision::Hits(r) => Some(r),
+            _ => None,
+        }
+    }
+}
+
+/// What a raw record taken without parsing reveals.
+#[derive(Debug, Clone, Copy)]
+pub struct RawHits<'a> {
+    top: Top<'a>,
+    /// Its `@timestamp` in milliseconds.
+    pub ts: i64,
+}
+
+impl<'a> RawHits<'a> {
+    /// What the record tells of an ECS field of its normalisation.
+    pub fn field(&self, field: &str) -> Known<'a> {
+        self.top.field(field)
+    }
+}
+
+/// True when a raw record may reveal `field` exactly.
+pub fn knowable(field: &str) -> bool {
+    KNOWABLE.contains(&field)
+}
+
+/// The fields `ast` reads, into `out`; false when one is not a field the raw record can
+/// reveal exactly (or is free text, a wildcard name, a nested query).
+fn knowable_fields(ast: &Ast, out: &mut Vec<String>) -> bool {
+    match ast {
+        Ast::And(items) | Ast::Or(items) => items.iter().all(|a| knowable_fields(a, out)),
+        Ast::Not(a) => knowable_fields(a, out),
+        Ast::Is { field: Some(f), .. } | Ast::Exists { field: f } | Ast::Range { field: f, .. } => {
+            if f.wildcard || !KNOWABLE.contains(&f.name.as_str()) {
+                return false;
+            }
+            if !out.contains(&f.name) {
+                out.push(f.name.clone());
+            }
+            true
+        }
+        Ast::MatchAll => true,
+        Ast::Is { field: None, .. } | Ast::Nested { .. } => false,
+    }
+}
+
+/// The fields a raw record reveals exactly, as a document (the unknown ones left out: a
+/// matcher reading one of them is not decided on it).
+fn known_document(top: &Top<'_>) -> Value {
+    let mut doc = serde_json::Map::new();
+    'fields: for f in KNOWABLE {
+        let Known::Value(v) = top.field(f) else {
+            continue;
+        };
+        let mut at = &mut doc;
+        let mut parts = f.split('.').peekable();
+        while let Some(p) = parts.next() {
+            if parts.peek().is_none() {
+                at.insert(p.to_string(), Value::String(v.to_string()));
+                break;
+            }
+            let next = at
+                .entry(p.to_string())
+                .or_insert_with(|| Value::Object(serde_json::Map::new()));
+            let Value::Object(m) = next else {
+                continue 'fields;
+            };
+            at = m;
+        }
+    }
+    Value::Object(doc)
+}
+
 /// A three-valued truth: what a query is on a record, as far as its raw text tells.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Tri {
@@ -443,32 +627,149 @@ enum Tri {
     Unknown,
 }
 
-/// What a raw record without any backslash reveals exactly: the values the normaliser copies
-/// from its top-level `eventName`, `eventSource` and `userIdentity.type` strings (`None`:
-/// absent, not a non-empty string, or ambiguous), and whether it mentions an error at all.
+/// What a raw record without any backslash reveals exactly: the strings the normaliser copies
+/// (or derives a field from) unchanged, from the top level, its `userIdentity` and that
+/// object's `sessionContext.sessionIssuer`; and whether the text mentions an error at all.
 #[derive(Debug, Clone, Copy)]
-struct Top<'a> {
+pub struct Top<'a> {
     raw: &'a str,
-    action: Option<&'a str>,
-    provider: Option<&'a str>,
-    user_type: Option<&'a str>,
-    /// `event.outcome` is `success`: no `errorCode`/`errorMessage` anywhere in the text and not
-    /// a `ConsoleLogin` (whose outcome comes from its response).
-    success: bool,
+    /// Per [`KEYS`]: `None` absent, `Some(None)` ambiguous or not a string, `Some(Some(v))`
+    /// the string.
+    found: [Option<Option<&'a str>>; KEYS.len()],
+    /// Per [`OBJECTS`]: (times its key occurs, times its value is an object).
+    objects: [(u8, u8); 3],
+    /// Neither `errorCode` nor `errorMessage` occurs anywhere in the text.
+    no_error_text: bool,
+    /// The normaliser adds the data stream's constant fields.
+    data_stream: bool,
 }
+
+/// Where [`Top::scan`] is: the top-level object, or one of [`OBJECTS`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Level {
+    Root,
+    Identity,
+    Session,
+    Issuer,
+    /// Any other object or array.
+    Other,
+}
+
+/// The objects [`Top::scan`] descends into: (level it is a key at, key, level inside it).
+const OBJECTS: [(Level, &str, Level); 3] = [
+    (Level::Root, "userIdentity", Level::Identity),
+    (Level::Identity, "sessionContext", Level::Session),
+    (Level::Session, "sessionIssuer", Level::Issuer),
+];
+
+/// The string keys [`Top::scan`] reads: (level, key).
+const KEYS: [(Level, &str); 18] = [
+    (Level::Root, "eventName"),
+    (Level::Root, "eventSource"),
+    (Level::Root, "eventID"),
+    (Level::Root, "sourceIPAddress"),
+    (Level::Root, "errorCode"),
+    (Level::Root, "eventTime"),
+    (Level::Root, "userAgent"),
+    (Level::Root, "sessionCredentialFromConsole"),
+    (Level::Identity, "type"),
+    (Level::Identity, "accessKeyId"),
+    (Level::Identity, "accountId"),
+    (Level::Identity, "userName"),
+    (Level::Identity, "principalId"),
+    (Level::Identity, "arn"),
+    (Level::Identity, "invokedBy"),
+    (Level::Issuer, "arn"),
+    (Level::Issuer, "userName"),
+    // Only for the objects' bookkeeping of the session level (no field).
+    (Level::Session, "sessionIssuer"),
+];
+const K_EVENT_NAME: usize = 0;
+const K_EVENT_SOURCE: usize = 1;
+const K_EVENT_ID: usize = 2;
+const K_SOURCE_IP: usize = 3;
+const K_ERROR_CODE: usize = 4;
+const K_EVENT_TIME: usize = 5;
+const K_USER_AGENT: usize = 6;
+const K_CONSOLE_CREDENTIAL: usize = 7;
+const K_USER_TYPE: usize = 8;
+const K_ACCESS: usize = 9;
+const K_ACCOUNT_ID: usize = 10;
+const K_USER_NAME: usize = 11;
+const K_PRINCIPAL_ID: usize = 12;
+const K_USER_ARN: usize = 13;
+const K_INVOKED_BY: usize = 14;
+const K_ISSUER_ARN: usize = 15;
+const K_ISSUER_USER_NAME: usize = 16;
+
+/// What a raw record tells of one ECS field of its normalised document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Known<'a> {
+    /// The field is exactly this one string.
+    Value(&'a str),
+    /// The field is absent.
+    Absent,
+    Unknown,
+}
+
+/// The ECS fields [`Top::field`] can know exactly: a rule whose query reads only these can be
+/// decided on the raw record.
+pub const KNOWABLE: &[&str] = &[
+    "event.action",
+    "event.provider",
+    "event.id",
+    "event.outcome",
+    "source.address",
+    "source.ip",
+    "user_agent.original",
+    "user.name",
+    "user.id",
+    "cloud.account.id",
+    "aws.cloudtrail.session_credential_from_console",
+    "aws.cloudtrail.user_identity.type",
+    "aws.cloudtrail.user_identity.access_key_id",
+    "aws.cloudtrail.user_identity.arn",
+    "aws.cloudtrail.user_identity.invoked_by",
+    "aws.cloudtrail.user_identity.session_context.session_issuer.arn",
+    "event.dataset",
+    "event.module",
+    "data_stream.type",
+    "data_stream.dataset",
+    "data_stream.namespace",
+];
+
+/// Known fields whose values do not compare as text (an IP: `::1` is `0::1`).
+const NOT_TEXT: &[&str] = &[
+    "source.ip",
+    "aws.cloudtrail.session_credential_from_console",
+];
+
+/// The constant fields the normaliser adds with `data_stream` set.
+const DATA_STREAM: [(&str, &str); 5] = [
+    ("event.dataset", "aws.cloudtrail"),
+    ("event.module", "aws"),
+    ("data_stream.type", "logs"),
+    ("data_stream.dataset", "aws.cloudtrail"),
+    ("data_stream.namespace", "default"),
+];
+
+/// Nesting the scan tracks levels to (deeper is [`Level::Other`]).
+const TRACKED: usize = 5;
 
 impl<'a> Top<'a> {
     /// Reads `raw` (which has no backslash, so every string ends at the next quote); `None`
-    /// when the text is not one well-nested object or a key of interest is dotted.
-    fn scan(raw: &'a str) -> Option<Top<'a>> {
+    /// when the text is not one well-nested object or a key of a tracked object is dotted.
+    /// `data_stream`: the normaliser adds the data stream's constant fields.
+    pub fn scan(raw: &'a str, data_stream: bool) -> Option<Top<'a>> {
         let b = raw.as_bytes();
         let (mut depth, mut i) = (0usize, 0usize);
         let mut last: Option<(usize, usize)> = None;
-        // Values of (eventName, eventSource, userIdentity.type), `Err` when seen twice.
-        let mut found: [Option<Result<Option<&str>, ()>>; 3] = [None; 3];
-        let mut identity: Option<usize> = None; // depth of the userIdentity object, once in it
-        let mut identity_next = false;
-        let mut identities = 0usize;
+        let mut found: [Option<Option<&str>>; KEYS.len()] = [None; KEYS.len()];
+        let mut objects = [(0u8, 0u8); 3];
+        // The level of each open object (index = depth).
+        let mut levels = [Level::Other; TRACKED];
+        // The object (index into OBJECTS) whose value comes next, right after its key.
+        let mut next_object: Option<usize> = None;
         let mut first = true;
         while i < b.len() {
             match b[i] {
@@ -480,52 +781,51 @@ impl<'a> Top<'a> {
                 }
                 b':' => {
                     let (s, e) = last.take()?;
-                    let key = raw.get(s..e)?;
-                    let slot = match (depth, identity) {
-                        (1, _) => match key {
-                            "eventName" => Some(0),
-                            "eventSource" => Some(1),
-                            "userIdentity" => {
-                                identities += 1;
-                                identity_next = true;
-                                None
-                            }
-                            k if k.contains('.') => return None,
-                            _ => None,
-                        },
-                        (2, Some(2)) if key == "type" => Some(2),
-                        (2, Some(2)) if key.contains('.') => return None,
-                        _ => None,
-                    };
-                    if let Some(n) = slot {
-                        let value = string_at(raw, i + 1);
-                        found[n] = Some(match found[n] {
-                            None => Ok(value),
-                            Some(_) => Err(()),
-                        });
+                    let level = levels.get(depth).copied().unwrap_or(Level::Other);
+                    if level != Level::Other {
+                        let key = raw.get(s..e)?;
+                        if key.contains('.') {
+                            return None;
+                        }
+                        if let Some(n) = OBJECTS.iter().position(|o| o.0 == level && o.1 == key) {
+                            objects[n].0 = objects[n].0.saturating_add(1);
+                            next_object = Some(n);
+                        }
+                        if let Some(n) = KEYS.iter().position(|k| k.0 == level && k.1 == key) {
+                            let value = string_at(raw, i + 1);
+                            found[n] = Some(match found[n] {
+                                None => value,
+                                Some(_) => None,
+                            });
+                        }
                     }
                 }
-                b'{' | b'[' => {
-                    if first && (depth != 0 || b[i] != b'{') {
+                c @ (b'{' | b'[') => {
+                    if first && (depth != 0 || c != b'{') {
                         return None;
                     }
                     first = false;
                     depth += 1;
-                    if identity_next && b[i] == b'{' && depth == 2 {
-                        identity = Some(2);
+                    let level = match next_object.take() {
+                        Some(n) if c == b'{' => {
+                            objects[n].1 = objects[n].1.saturating_add(1);
+                            OBJECTS[n].2
+                        }
+                        _ if depth == 1 => Level::Root,
+                        _ => Level::Other,
+                    };
+                    if let Some(l) = levels.get_mut(depth) {
+                        *l = level;
                     }
-                    identity_next = false;
                 }
                 b'}' | b']' => {
+                    next_object = None;
                     depth = depth.checked_sub(1)?;
-                    if depth < 2 {
-                        identity = None;
-                    }
                     if depth == 0 && b.get(i + 1..)?.iter().any(|c| !c.is_ascii_whitespace()) {
                         return None;
                     }
                 }
-                b',' => identity_next = false,
+                b',' => next_object = None,
                 _ => {}
             }
             i += 1;
@@ -533,30 +833,121 @@ impl<'a> Top<'a> {
         if depth != 0 || first {
             return None;
         }
-        let get = |n: usize| match found[n] {
-            Some(Ok(v)) => v.filter(|v| !v.is_empty()),
-            _ => None,
-        };
         let mentions = |f: &Finder<'_>| f.find(b).is_some();
-        let action = get(0);
         Some(Top {
             raw,
-            action,
-            provider: get(1),
-            user_type: get(2).filter(|_| identities == 1),
-            success: action.is_some_and(|a| a != "ConsoleLogin")
-                && !mentions(&ERROR_CODE)
-                && !mentions(&ERROR_MESSAGE),
+            found,
+            objects,
+            no_error_text: !mentions(&ERROR_CODE) && !mentions(&ERROR_MESSAGE),
+            data_stream,
         })
     }
 
-    /// The exactly known value of an ECS field.
-    fn known(&self, field: &str) -> Option<&'a str> {
+    /// A key read by the scan: its non-empty string value, absent (it, or an object on its
+    /// way, does not occur), or unknown (ambiguous, not a string, or empty, which the
+    /// normaliser drops).
+    fn key(&self, at: usize) -> Known<'a> {
+        let Some((level, _)) = KEYS.get(at) else {
+            return Known::Unknown;
+        };
+        let ancestors: &[usize] = match level {
+            Level::Root | Level::Other => &[],
+            Level::Identity => &[0],
+            Level::Session => &[0, 1],
+            Level::Issuer => &[0, 1, 2],
+        };
+        for &o in ancestors {
+            match self.objects[o] {
+                (0, _) => return Known::Absent,
+                (1, 1) => {}
+                _ => return Known::Unknown,
+            }
+        }
+        match self.found.get(at).copied().flatten() {
+            None => Known::Absent,
+            Some(Some(v)) if !v.is_empty() => Known::Value(v),
+            Some(_) => Known::Unknown,
+        }
+    }
+
+    /// What the record tells of the ECS field `field` of its normalisation.
+    pub fn field(&self, field: &str) -> Known<'a> {
+        let value_or_unknown = |k: Known<'a>| match k {
+            Known::Value(v) => Known::Value(v),
+            _ => Known::Unknown,
+        };
         match field {
-            "event.action" => self.action,
-            "event.provider" => self.provider,
-            "aws.cloudtrail.user_identity.type" => self.user_type,
-            "event.outcome" => self.success.then_some("success"),
+            "event.action" => self.key(K_EVENT_NAME),
+            "event.provider" => self.key(K_EVENT_SOURCE),
+            "event.id" => self.key(K_EVENT_ID),
+            "source.address" => self.key(K_SOURCE_IP),
+            // Set (to the same text) when the address parses as an IP.
+            "source.ip" => match self.key(K_SOURCE_IP) {
+                Known::Value(v) if v.parse::<std::net::IpAddr>().is_ok() => Known::Value(v),
+                Known::Value(_) | Known::Absent => Known::Absent,
+                Known::Unknown => Known::Unknown,
+            },
+            "user_agent.original" => self.key(K_USER_AGENT),
+            // Whatever its value's type, only its absence is used.
+            "aws.cloudtrail.session_credential_from_console" => {
+                match self.key(K_CONSOLE_CREDENTIAL) {
+                    Known::Absent => Known::Absent,
+                    _ => Known::Unknown,
+                }
+            }
+            "aws.cloudtrail.user_identity.type" => self.key(K_USER_TYPE),
+            "aws.cloudtrail.user_identity.access_key_id" => self.key(K_ACCESS),
+            "aws.cloudtrail.user_identity.arn" => self.key(K_USER_ARN),
+            "aws.cloudtrail.user_identity.invoked_by" => self.key(K_INVOKED_BY),
+            "aws.cloudtrail.user_identity.session_context.session_issuer.arn" => {
+                self.key(K_ISSUER_ARN)
+            }
+            // Else the recipient account, or a digest's account.
+            "cloud.account.id" => value_or_unknown(self.key(K_ACCOUNT_ID)),
+            // Else an Identity Center user's `onBehalfOf.userId`.
+            "user.id" => value_or_unknown(self.key(K_PRINCIPAL_ID)),
+            // The session issuer's name for an assumed role or federated user, else the
+            // identity's `userName` (else, for a UserAuthentication, additionalEventData's).
+            "user.name" => {
+                let issuer = match self.key(K_USER_TYPE) {
+                    Known::Value("AssumedRole" | "FederatedUser") => self.key(K_ISSUER_USER_NAME),
+                    Known::Value(_) | Known::Absent => Known::Absent,
+                    Known::Unknown => Known::Unknown,
+                };
+                match (issuer, self.key(K_USER_NAME)) {
+                    (Known::Value(v), _) => Known::Value(v),
+                    (Known::Unknown, _) => Known::Unknown,
+                    (Known::Absent, Known::Value(v)) => Known::Value(v),
+                    (Known::Absent, Known::Absent)
+                        if !matches!(
+                            self.key(K_EVENT_NAME),
+                            Known::Value("UserAuthentication") | Known::Unknown
+                        ) =>
+                    {
+                        Known::Absent
+                    }
+                    _ => Known::Unknown,
+                }
+            }
+            // `success` unless the record has an error (a ConsoleLogin's comes from its
+            // response instead).
+            "event.outcome" => match self.key(K_EVENT_NAME) {
+                Known::Unknown | Known::Value("ConsoleLogin") => Known::Unknown,
+                _ if self.no_error_text => Known::Value("success"),
+                _ if matches!(self.key(K_ERROR_CODE), Known::Value(_)) => Known::Value("failure"),
+                _ => Known::Unknown,
+            },
+            f => match DATA_STREAM.iter().find(|(k, _)| *k == f) {
+                Some((_, v)) if self.data_stream => Known::Value(v),
+                _ => Known::Unknown,
+            },
+        }
+    }
+
+    /// The record's `eventTime` string, when read exactly.
+    fn event_time(&self) -> Option<&'a str> {
+        match self.key(K_EVENT_TIME) {
+            Known::Value(v) => Some(v),
             _ => None,
         }
     }
@@ -603,8 +994,13 @@ fn eval(ast: &Ast, top: &Top<'_>) -> Tri {
             field: Some(f),
             value,
         } if !f.wildcard => {
-            if let (Some(v), Some(lit)) = (top.known(&f.name), value.as_literal()) {
-                return if v == lit { Tri::True } else { Tri::False };
+            // Keyword values compare as text (an IP does not: `::1` is `0::1`).
+            match (top.field(&f.name), value.as_literal()) {
+                (Known::Absent, _) => return Tri::False,
+                (Known::Value(v), Some(lit)) if !NOT_TEXT.contains(&f.name.as_str()) => {
+                    return if v == lit { Tri::True } else { Tri::False };
+                }
+                _ => {}
             }
             // A literal text the field would copy from the record must be in it (as `texts`).
             let missing = |t: &str| !t.is_empty() && !top.raw.contains(t);
@@ -630,6 +1026,13 @@ fn eval(ast: &Ast, top: &Top<'_>) -> Tri {
                 Tri::False
             } else {
                 Tri::Unknown
+            }
+        }
+        Ast::Exists { field: f } if !f.wildcard && KNOWABLE.contains(&f.name.as_str()) => {
+            match top.field(&f.name) {
+                Known::Value(_) => Tri::True,
+                Known::Absent => Tri::False,
+                Known::Unknown => Tri::Unknown,
             }
         }
         Ast::Exists { field: f } if !f.wildcard && f.name.starts_with(FLATTENED) => {
@@ -781,7 +1184,14 @@ mod tests {
         );
         let ecs = r#"{"@timestamp":"2026-10-01T00:00:00Z","eventName":"GetObject"}"#;
         assert!(!p.skip(ecs));
-        assert!(!p.skip(r#"{"eventTime":"2026-10-01T00:00:00Z"}"#));
+        assert!(
+            p.skip(r#"{"eventTime":"2026-10-01T00:00:00Z"}"#),
+            "no eventName at the top: no event.action, which both rules require"
+        );
+        assert!(
+            p.skip(r#"{"eventTime":"2026-10-01T00:00:00Z","x":{"eventName":"StopLogging"}}"#),
+            "a nested eventName is not the action"
+        );
         // a rule without a requirement keeps everything
         assert!(
             !pf(&["event.action:A", "event.outcome:success"]).skip(&rec("s3.amazonaws.com", "B"))
@@ -794,7 +1204,10 @@ mod tests {
             "event.provider:(ec2.amazonaws.com or s3.amazonaws.com) and user.name:admin",
         ]);
         let named = |source: &str, user: &str| {
-            rec(source, "B").replace("\"x\":1", &format!("\"userName\":\"{user}\""))
+            rec(source, "B").replace(
+                "\"requestParameters\"",
+                &format!("\"userIdentity\":{{\"type\":\"IAMUser\",\"userName\":\"{user}\"}},\"requestParameters\""),
+            )
         };
         assert!(p.skip(&named("iam.amazonaws.com", "root")));
         assert!(!p.skip(&named("s3.amazonaws.com", "root")));
@@ -802,8 +1215,162 @@ mod tests {
         assert!(!p.skip(&named("ec2.amazonaws.com", "admin")));
         assert!(p.skip(&named("ec2.amazonaws.com", "root")));
         assert!(
-            !p.skip(&named("s3.amazonaws.com", "root").replace("\"eventSource\"", "\"source\"")),
-            "no provider: every rule without an action requirement"
+            p.skip(&named("s3.amazonaws.com", "root").replace("\"eventSource\"", "\"source\"")),
+            "no eventSource: no provider, which the rules without an action require"
+        );
+        assert!(
+            !p.skip(&named("s3.amazonaws.com", "root").replace("\"x\":1", "\"eventSource\":1")),
+            "two eventSource keys: every rule without an action requirement"
+        );
+        assert!(
+            p.skip(&named("s3.amazonaws.com", "root").replace("userName", "user")),
+            "the user name is the identity's"
+        );
+    }
+
+    /// A prefilter deciding every rule exactly where it can; rules listed in `raw` take hits
+    /// from raw records.
+    fn exact(queries: &[&str], raw: &[usize]) -> Prefilter {
+        let catalog = crate::fields::FieldCatalog::builtin();
+        let asts: Vec<Ast> = queries
+            .iter()
+            .map(|q| crate::kql::parse(q).unwrap())
+            .collect();
+        let matchers = asts
+            .iter()
+            .map(|a| Some(Matcher::compile(a, &catalog).unwrap()))
+            .collect();
+        Prefilter::new(&asts.iter().collect::<Vec<_>>()).with_exact(
+            true,
+            matchers,
+            (0..queries.len()).map(|i| raw.contains(&i)).collect(),
+        )
+    }
+
+    #[test]
+    fn rules_reading_only_known_fields_are_decided_on_the_raw_record() {
+        let p = exact(
+            &[
+                "data_stream.dataset: \"aws.cloudtrail\" and event.outcome: \"success\" and source.ip:* and aws.cloudtrail.user_identity.access_key_id: AKIA*",
+                "event.action: Invoke* and not aws.cloudtrail.user_identity.invoked_by: * and user.name: ops*",
+                "event.action: StopLogging and user_agent.original: *Browser*",
+            ],
+            &[0, 1],
+        );
+        let record = |key: &str, ip: &str, extra: &str| {
+            format!(
+                r#"{{"eventTime":"2026-10-01T00:00:09Z","eventSource":"s3.amazonaws.com","eventName":"GetObject","eventID":"e-1","sourceIPAddress":"{ip}","userIdentity":{{"type":"IAMUser","accessKeyId":"{key}","userName":"bob"}}{extra}}}"#
+            )
+        };
+        let mut hits = Vec::new();
+        let decided = |raw: &str, hits: &mut Vec<usize>| match p.decide(raw, hits) {
+            Decision::Skip => "skip".to_string(),
+            Decision::Parse => "parse".to_string(),
+            Decision::Hits(r) => {
+                assert_eq!(r.ts, 1_790_812_809_000);
+                assert_eq!(r.field("event.id"), Known::Value("e-1"));
+                format!("hits {hits:?}")
+            }
+        };
+        let akia = record("AKIAEXAMPLE", "192.0.2.1", "");
+        assert_eq!(decided(&akia, &mut hits), "hits [0]");
+        assert_eq!(
+            p.decide(&akia, &mut hits)
+                .hits()
+                .map(|r| r.field("source.ip")),
+            Some(Known::Value("192.0.2.1"))
+        );
+        assert_eq!(
+            decided(&record("ASIAEXAMPLE", "192.0.2.1", ""), &mut hits),
+            "skip"
+        );
+        assert_eq!(
+            decided(&record("AKIAEXAMPLE", "AWS Internal", ""), &mut hits),
+            "skip",
+            "no source.ip"
+        );
+        assert_eq!(
+            decided(
+                &record("AKIAEXAMPLE", "192.0.2.1", r#","errorCode":"Denied""#),
+                &mut hits
+            ),
+            "skip",
+            "failure"
+        );
+        assert_eq!(
+            decided(
+                &record("AKIAEXAMPLE", "192.0.2.1", r#","x":{"errorCode":"Denied"}"#),
+                &mut hits
+            ),
+            "parse",
+            "an error text elsewhere: outcome unknown"
+        );
+        // rule 1: user.name from the identity, or the session issuer for an assumed role
+        let invoke = |identity: &str| {
+            format!(
+                r#"{{"eventTime":"2026-10-01T00:00:09Z","eventSource":"lambda.amazonaws.com","eventName":"Invoke","eventID":"e-1","userIdentity":{identity}}}"#
+            )
+        };
+        assert_eq!(
+            decided(
+                &invoke(r#"{"type":"IAMUser","userName":"ops-1"}"#),
+                &mut hits
+            ),
+            "hits [1]"
+        );
+        assert_eq!(
+            decided(&invoke(r#"{"type":"IAMUser","userName":"dev"}"#), &mut hits),
+            "skip"
+        );
+        assert_eq!(
+            decided(
+                &invoke(
+                    r#"{"type":"AssumedRole","userName":"dev","sessionContext":{"sessionIssuer":{"userName":"ops-role"}}}"#
+                ),
+                &mut hits
+            ),
+            "hits [1]"
+        );
+        assert_eq!(
+            decided(
+                &invoke(r#"{"type":"IAMUser","userName":"ops-1","invokedBy":"s3.amazonaws.com"}"#),
+                &mut hits
+            ),
+            "skip"
+        );
+        assert_eq!(
+            decided(
+                &invoke(r#"{"type":"IAMUser","userName":"ops-1","userName":"x"}"#),
+                &mut hits
+            ),
+            "parse",
+            "a duplicated key is unknown"
+        );
+        assert_eq!(
+            decided(
+                &invoke(r#"{"type":"IAMUser","userName":"","x":"ops"}"#),
+                &mut hits
+            ),
+            "parse",
+            "an empty string is dropped by the normaliser: unknown"
+        );
+        assert_eq!(decided(&invoke(r#"null,"x":"ops""#), &mut hits), "parse");
+        // rule 2 matches but does not take raw hits: parsed
+        let stop = r#"{"eventTime":"2026-10-01T00:00:09Z","eventSource":"cloudtrail.amazonaws.com","eventName":"StopLogging","eventID":"e-1","userAgent":"S3 Browser 1"}"#;
+        assert_eq!(decided(stop, &mut hits), "parse");
+        assert_eq!(
+            decided(&stop.replace("S3 Browser", "cli"), &mut hits),
+            "skip"
+        );
+        // a time with a fraction is exact too; an unusual one is not decided
+        let frac = akia.replace("00:00:09Z", "00:00:09.250Z");
+        assert_eq!(
+            p.decide(&frac, &mut hits).hits().map(|r| r.ts),
+            Some(1_790_812_809_250)
+        );
+        assert_eq!(
+            decided(&akia.replace("00:00:09Z", "00:00:09+00:00"), &mut hits),
+            "parse"
         );
     }
 
@@ -864,11 +1431,21 @@ mod tests {
         assert!(!p.skip(&with("GetCallerIdentity", &identity("IAMUser"))));
         assert!(
             !p.skip(&with("GetCallerIdentity", "")),
-            "no identity type: unknown"
+            "no identity: no type, so not an AssumedRole"
+        );
+        assert!(
+            p.skip(&with(
+                "GetCallerIdentity",
+                &format!("{}\"errorCode\":\"AccessDenied\",", identity("IAMUser"))
+            )),
+            "a top-level errorCode: the outcome is failure"
         );
         assert!(!p.skip(&with(
             "GetCallerIdentity",
-            &format!("{}\"errorCode\":\"AccessDenied\",", identity("IAMUser"))
+            &format!(
+                "{}\"x\":{{\"errorCode\":\"AccessDenied\"}},",
+                identity("IAMUser")
+            )
         )));
         // a nested, duplicated or escaped identity is not the top-level one
         assert!(!p.skip(&with(
