@@ -190,6 +190,65 @@ fn check_case(
     (got != expected).then(|| format!("{kql:?} on {doc}: got {got}, expected {expected} ({why})"))
 }
 
+/// The document's leaves by dotted path when every leaf is a string (else `None`).
+fn string_leaves(v: &Value, path: &str, out: &mut Vec<(String, String)>) -> Option<()> {
+    match v {
+        Value::String(s) => out.push((path.to_string(), s.clone())),
+        Value::Object(m) => {
+            for (k, x) in m {
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                string_leaves(x, &p, out)?;
+            }
+        }
+        _ => return None,
+    }
+    Some(())
+}
+
+/// A document known only as its fields' single strings is matched as the document itself.
+#[test]
+fn matching_known_string_fields_agrees_with_matching_the_document() {
+    let catalog = FieldCatalog::builtin();
+    let mut compared = 0;
+    for (kql, doc, expected, why) in CASES {
+        let Ok(ast) = detectd::kql::parse(kql) else {
+            continue;
+        };
+        let Ok(m) = Matcher::compile(&ast, &catalog) else {
+            continue;
+        };
+        let doc: Value = serde_json::from_str(doc).unwrap();
+        let mut leaves = Vec::new();
+        if string_leaves(&doc, "", &mut leaves).is_none() {
+            continue;
+        }
+        let known = m.matches_known(|f| {
+            // An object is not a single string: unknown.
+            let prefix = format!("{f}.");
+            if leaves.iter().any(|(p, _)| p.starts_with(&prefix)) {
+                return None;
+            }
+            Some(leaves.iter().find(|(p, _)| p == f).map(|(_, v)| v.as_str()))
+        });
+        let Some(got) = known else {
+            continue;
+        };
+        assert_eq!(got, m.matches_json(&doc), "{kql} on {doc} ({why})");
+        assert_eq!(got, *expected, "{kql} on {doc} ({why})");
+        compared += 1;
+    }
+    assert!(compared > 60, "{compared} cases compared");
+    // An unknown field makes the answer unknown.
+    let m = Matcher::compile(&detectd::kql::parse("event.action:A").unwrap(), &catalog).unwrap();
+    assert_eq!(m.matches_known(|_| None), None);
+    assert_eq!(m.matches_known(|_| Some(None)), Some(false));
+    assert_eq!(m.matches_known(|_| Some(Some("A"))), Some(true));
+}
+
 #[test]
 fn kql_cases_agree_with_elasticsearch() {
     let catalog = FieldCatalog::builtin();

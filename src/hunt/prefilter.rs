@@ -27,8 +27,6 @@ use std::sync::LazyLock;
 
 use memchr::memmem::Finder;
 
-use serde_json::Value;
-
 use crate::kql::Ast;
 use crate::matcher::Matcher;
 
@@ -249,7 +247,7 @@ pub struct Prefilter {
     data_stream: bool,
     /// Per rule, its matcher when its query reads only [`KNOWABLE`] fields (and it has no
     /// filters): evaluated on what the raw record reveals, it decides the rule exactly.
-    exact: Vec<Option<(Matcher, Vec<String>)>>,
+    exact: Vec<Option<Matcher>>,
     /// Per rule, whether its hits can be taken from the raw record ([`Decision::Hits`]).
     takes_raw: Vec<bool>,
 }
@@ -337,13 +335,7 @@ impl Prefilter {
         self.exact = matchers
             .into_iter()
             .zip(&self.queries)
-            .map(|(m, q)| {
-                let mut fields = Vec::new();
-                (m.is_some() && knowable_fields(q, &mut fields))
-                    .then_some(m)
-                    .flatten()
-                    .map(|m| (m, fields))
-            })
+            .map(|(m, q)| m.filter(|_| knowable_only(q)))
             .collect();
         self.takes_raw = takes_raw;
         self
@@ -408,16 +400,24 @@ impl Prefilter {
         };
         // A text with a backslash may hide a literal in an escape: not searched, not scanned.
         let text: Option<&'a str> = (!raw.contains('\\')).then_some(raw);
-        let searchable = || text;
         let mut time = None;
         let mut top: Option<Option<Option<Top<'a>>>> = None;
-        // The known fields as a document, for the exact matchers (built once).
-        let mut doc: Option<Value> = None;
-        for i in self.admitted(action, provider, &searchable) {
+        // By action and provider; then by time, the most selective; then the rule's texts.
+        for i in self.admitted(action, provider, &|| None) {
             if !self.times.is_empty()
                 && !self.in_time(i, *time.get_or_insert_with(|| raw_time(raw)))
             {
                 continue;
+            }
+            if let Some(t) = text {
+                let finders = self.finders_of(i);
+                if !finders.is_empty()
+                    && !finders
+                        .iter()
+                        .any(|parts| parts.iter().all(|p| p.find(t.as_bytes()).is_some()))
+                {
+                    continue;
+                }
             }
             // The whole query on the fields read exactly from the record's top level.
             let Some(Some(top)) =
@@ -432,14 +432,18 @@ impl Prefilter {
                 Tri::False => continue,
                 Tri::True | Tri::Unknown => {}
             }
-            let Some(Some((matcher, fields))) = self.exact.get(i) else {
+            let Some(Some(matcher)) = self.exact.get(i) else {
                 return Decision::Parse;
             };
-            if fields.iter().any(|f| top.field(f) == Known::Unknown) {
+            let known = matcher.matches_known(|f| match top.field(f) {
+                Known::Value(v) => Some(Some(v)),
+                Known::Absent => Some(None),
+                Known::Unknown => None,
+            });
+            let Some(matches) = known else {
                 return Decision::Parse;
-            }
-            let doc = doc.get_or_insert_with(|| known_document(top));
-            if matcher.matches_json(doc) {
+            };
+            if matches {
                 hits.push(i);
             }
         }
@@ -572,51 +576,18 @@ pub fn knowable(field: &str) -> bool {
     KNOWABLE.contains(&field)
 }
 
-/// The fields `ast` reads, into `out`; false when one is not a field the raw record can
-/// reveal exactly (or is free text, a wildcard name, a nested query).
-fn knowable_fields(ast: &Ast, out: &mut Vec<String>) -> bool {
+/// True when every field `ast` reads is one a raw record may reveal exactly (not free text,
+/// a wildcard name or a nested query).
+fn knowable_only(ast: &Ast) -> bool {
     match ast {
-        Ast::And(items) | Ast::Or(items) => items.iter().all(|a| knowable_fields(a, out)),
-        Ast::Not(a) => knowable_fields(a, out),
+        Ast::And(items) | Ast::Or(items) => items.iter().all(knowable_only),
+        Ast::Not(a) => knowable_only(a),
         Ast::Is { field: Some(f), .. } | Ast::Exists { field: f } | Ast::Range { field: f, .. } => {
-            if f.wildcard || !KNOWABLE.contains(&f.name.as_str()) {
-                return false;
-            }
-            if !out.contains(&f.name) {
-                out.push(f.name.clone());
-            }
-            true
+            !f.wildcard && KNOWABLE.contains(&f.name.as_str())
         }
         Ast::MatchAll => true,
         Ast::Is { field: None, .. } | Ast::Nested { .. } => false,
     }
-}
-
-/// The fields a raw record reveals exactly, as a document (the unknown ones left out: a
-/// matcher reading one of them is not decided on it).
-fn known_document(top: &Top<'_>) -> Value {
-    let mut doc = serde_json::Map::new();
-    'fields: for f in KNOWABLE {
-        let Known::Value(v) = top.field(f) else {
-            continue;
-        };
-        let mut at = &mut doc;
-        let mut parts = f.split('.').peekable();
-        while let Some(p) = parts.next() {
-            if parts.peek().is_none() {
-                at.insert(p.to_string(), Value::String(v.to_string()));
-                break;
-            }
-            let next = at
-                .entry(p.to_string())
-                .or_insert_with(|| Value::Object(serde_json::Map::new()));
-            let Value::Object(m) = next else {
-                continue 'fields;
-            };
-            at = m;
-        }
-    }
-    Value::Object(doc)
 }
 
 /// A three-valued truth: what a query is on a record, as far as its raw text tells.

@@ -135,6 +135,33 @@ impl Matcher {
     pub fn matches_json(&self, doc: &Value) -> bool {
         self.matches(&self.prepare(doc))
     }
+
+    /// Evaluates on a document known only by the fields this matcher reads, each a single
+    /// string or absent: `field(name)` is `Some(Some(v))`, `Some(None)` when absent, `None`
+    /// when unknown, which makes the answer unknown (`None`) too. What `matches_json` answers
+    /// for any document with those values.
+    pub fn matches_known<'a>(
+        &self,
+        field: impl Fn(&str) -> Option<Option<&'a str>>,
+    ) -> Option<bool> {
+        if self.table.all_leaves || !self.table.flattened.is_empty() {
+            return None;
+        }
+        let mut values = Vec::with_capacity(self.table.names.len());
+        let mut offsets = Vec::with_capacity(self.table.names.len() + 1);
+        offsets.push(0u32);
+        for name in &self.table.names {
+            if let Some(v) = field(name)? {
+                values.push(Val::Str(v));
+            }
+            offsets.push(u32::try_from(values.len()).ok()?);
+        }
+        Some(self.root.eval(&PreparedDoc {
+            values,
+            offsets,
+            leaves: Vec::new(),
+        }))
+    }
 }
 
 impl MatcherSet {
