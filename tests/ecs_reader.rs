@@ -275,3 +275,63 @@ fn gzip_members_headers_and_checksums_are_read_as_flate2_reads_them() {
     let (_, errs, _) = read(&[write(dir.path(), "junk.log.gz", &trailing)]);
     assert_eq!(errs.len(), 1, "{errs:?}");
 }
+
+#[test]
+fn files_are_opened_as_by_their_path_whatever_was_opened_before() {
+    // Linux opens a file relative to its folder, kept from the previous file: what is read, and
+    // the errors, must be those of opening the path itself.
+    let dir = tempfile::tempdir().unwrap();
+    let line = |i: usize| format!("{}\n", record(i));
+    let a = write(dir.path(), "a/x.log", line(0).as_bytes());
+    let b = write(dir.path(), "b/x.log", line(1).as_bytes());
+    let a2 = write(dir.path(), "a/y.log", line(2).as_bytes());
+    let ids = |docs: &[Document]| {
+        docs.iter()
+            .map(|d| {
+                d.doc.to_value()["event"]["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect::<Vec<_>>()
+    };
+    let (docs, errs, _) = read(&[a.clone(), b.clone(), a2.clone(), a.clone()]);
+    assert!(errs.is_empty(), "{errs:?}");
+    assert_eq!(ids(&docs), ["id-0", "id-1", "id-2", "id-0"]);
+    // a missing file in the kept folder, a file named as a folder, a missing folder: the
+    // errors of `File::open`
+    let missing = dir.path().join("a/missing.log");
+    let slashed = PathBuf::from(format!("{}/", a.display()));
+    let no_dir = dir.path().join("c/x.log");
+    for p in [&missing, &slashed, &no_dir] {
+        let (_, errs, _) = read(&[a.clone(), p.clone()]);
+        let want = std::fs::File::open(p).unwrap_err();
+        assert_eq!(errs.len(), 1, "{}: {errs:?}", p.display());
+        assert_eq!(errs[0].reason, format!("cannot open: {want}"));
+    }
+    // the folder replaced between two listings: the new one is read
+    let (docs, _, _) = read(std::slice::from_ref(&a));
+    assert_eq!(ids(&docs), ["id-0"]);
+    std::fs::rename(dir.path().join("a"), dir.path().join("old")).unwrap();
+    write(dir.path(), "a/x.log", line(3).as_bytes());
+    let (docs, errs, _) = read(std::slice::from_ref(&a));
+    assert!(errs.is_empty(), "{errs:?}");
+    assert_eq!(ids(&docs), ["id-3"]);
+    // a relative path, and one without a folder
+    let here = std::env::current_dir().unwrap();
+    let rel = pathdiff(&a, &here);
+    let (docs, errs, _) = read(&[rel]);
+    assert!(errs.is_empty(), "{errs:?}");
+    assert_eq!(ids(&docs), ["id-3"]);
+    let (_, errs, _) = read(&[PathBuf::from("no-such-file.log")]);
+    assert_eq!(errs.len(), 1);
+}
+
+/// `path` relative to `base` (both absolute), through `..`.
+fn pathdiff(path: &Path, base: &Path) -> PathBuf {
+    let mut rel = PathBuf::new();
+    for _ in base.components().skip(1) {
+        rel.push("..");
+    }
+    rel.join(path.strip_prefix("/").unwrap())
+}
