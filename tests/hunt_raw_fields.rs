@@ -129,6 +129,24 @@ fn variants(record: &Value) -> Vec<Value> {
             }));
         }
     }
+    for resources in [
+        json!([{"accountId": "1", "type": "AWS::IAM::Role", "ARN": "arn:aws:iam::1:role/r"}]),
+        json!([{"ARN": "arn:a"}, {"ARN": "arn:b", "type": "t"}]),
+        json!([{"ARN": "arn:a"}, {"ARN": "arn:a"}]),
+        json!([]),
+        json!([{"type": "t"}]),
+        json!([{"ARN": ""}]),
+        json!([{"ARN": "arn:a", "arn": "arn:b"}]),
+        json!([{"ARN": 7}]),
+        json!(["arn:a"]),
+        json!([{"ARN": "arn:a"}, null]),
+        json!([[{"ARN": "arn:a"}]]),
+        json!({"ARN": "arn:a"}),
+    ] {
+        out.push(with(&|o| {
+            o.insert("resources".into(), resources.clone());
+        }));
+    }
     out.push(with(&|o| {
         if let Some(Value::Object(u)) = o.get_mut("userIdentity") {
             u.insert("accountId".into(), json!(""));

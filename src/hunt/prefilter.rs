@@ -607,8 +607,11 @@ pub struct Top<'a> {
     /// Per [`KEYS`]: `None` absent, `Some(None)` ambiguous or not a string, `Some(Some(v))`
     /// the string.
     found: [Option<Option<&'a str>>; KEYS.len()],
-    /// Per [`OBJECTS`]: (times its key occurs, times its value is an object).
-    objects: [(u8, u8); 3],
+    /// Per [`OBJECTS`]: (times its key occurs, times its value is an object, or the array
+    /// for `resources`).
+    objects: [(u8, u8); 4],
+    /// In the top-level `resources` array: (objects, commas, other elements).
+    resources: (u8, u8, u8),
     /// Neither `errorCode` nor `errorMessage` occurs anywhere in the text.
     no_error_text: bool,
     /// The normaliser adds the data stream's constant fields.
@@ -622,19 +625,24 @@ enum Level {
     Identity,
     Session,
     Issuer,
+    /// The top-level `resources` array, and an object in it.
+    Resources,
+    Resource,
     /// Any other object or array.
     Other,
 }
 
-/// The objects [`Top::scan`] descends into: (level it is a key at, key, level inside it).
-const OBJECTS: [(Level, &str, Level); 3] = [
-    (Level::Root, "userIdentity", Level::Identity),
-    (Level::Identity, "sessionContext", Level::Session),
-    (Level::Session, "sessionIssuer", Level::Issuer),
+/// The objects (and the array) [`Top::scan`] descends into: (level it is a key at, key, level
+/// inside it, its opening byte).
+const OBJECTS: [(Level, &str, Level, u8); 4] = [
+    (Level::Root, "userIdentity", Level::Identity, b'{'),
+    (Level::Identity, "sessionContext", Level::Session, b'{'),
+    (Level::Session, "sessionIssuer", Level::Issuer, b'{'),
+    (Level::Root, "resources", Level::Resources, b'['),
 ];
 
 /// The string keys [`Top::scan`] reads: (level, key).
-const KEYS: [(Level, &str); 18] = [
+const KEYS: [(Level, &str); 19] = [
     (Level::Root, "eventName"),
     (Level::Root, "eventSource"),
     (Level::Root, "eventID"),
@@ -652,8 +660,8 @@ const KEYS: [(Level, &str); 18] = [
     (Level::Identity, "invokedBy"),
     (Level::Issuer, "arn"),
     (Level::Issuer, "userName"),
-    // Only for the objects' bookkeeping of the session level (no field).
-    (Level::Session, "sessionIssuer"),
+    (Level::Resource, "ARN"),
+    (Level::Resource, "arn"),
 ];
 const K_EVENT_NAME: usize = 0;
 const K_EVENT_SOURCE: usize = 1;
@@ -672,6 +680,8 @@ const K_USER_ARN: usize = 13;
 const K_INVOKED_BY: usize = 14;
 const K_ISSUER_ARN: usize = 15;
 const K_ISSUER_USER_NAME: usize = 16;
+const K_RESOURCE_ARN: usize = 17;
+const K_RESOURCE_LOWER_ARN: usize = 18;
 
 /// What a raw record tells of one ECS field of its normalised document.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -702,6 +712,7 @@ pub const KNOWABLE: &[&str] = &[
     "aws.cloudtrail.user_identity.arn",
     "aws.cloudtrail.user_identity.invoked_by",
     "aws.cloudtrail.user_identity.session_context.session_issuer.arn",
+    "aws.cloudtrail.resources.arn",
     "event.dataset",
     "event.module",
     "data_stream.type",
@@ -736,7 +747,8 @@ impl<'a> Top<'a> {
         let (mut depth, mut i) = (0usize, 0usize);
         let mut last: Option<(usize, usize)> = None;
         let mut found: [Option<Option<&str>>; KEYS.len()] = [None; KEYS.len()];
-        let mut objects = [(0u8, 0u8); 3];
+        let mut objects = [(0u8, 0u8); 4];
+        let mut resources = (0u8, 0u8, 0u8);
         // The level of each open object (index = depth).
         let mut levels = [Level::Other; TRACKED];
         // The object (index into OBJECTS) whose value comes next, right after its key.
@@ -747,6 +759,9 @@ impl<'a> Top<'a> {
                 b'"' => {
                     let end = i + 1 + memchr::memchr(b'"', b.get(i + 1..)?)?;
                     last = Some((i + 1, end));
+                    if levels.get(depth) == Some(&Level::Resources) {
+                        resources.2 = resources.2.saturating_add(1);
+                    }
                     i = end + 1;
                     continue;
                 }
@@ -777,12 +792,22 @@ impl<'a> Top<'a> {
                     }
                     first = false;
                     depth += 1;
+                    let within = levels.get(depth - 1).copied();
                     let level = match next_object.take() {
-                        Some(n) if c == b'{' => {
+                        Some(n) if c == OBJECTS[n].3 => {
                             objects[n].1 = objects[n].1.saturating_add(1);
                             OBJECTS[n].2
                         }
                         _ if depth == 1 => Level::Root,
+                        _ if within == Some(Level::Resources) => {
+                            if c == b'{' {
+                                resources.0 = resources.0.saturating_add(1);
+                                Level::Resource
+                            } else {
+                                resources.2 = resources.2.saturating_add(1);
+                                Level::Other
+                            }
+                        }
                         _ => Level::Other,
                     };
                     if let Some(l) = levels.get_mut(depth) {
@@ -796,8 +821,18 @@ impl<'a> Top<'a> {
                         return None;
                     }
                 }
-                b',' => next_object = None,
-                _ => {}
+                b',' => {
+                    next_object = None;
+                    if levels.get(depth) == Some(&Level::Resources) {
+                        resources.1 = resources.1.saturating_add(1);
+                    }
+                }
+                c => {
+                    // A number, true, false or null in the resources array.
+                    if !c.is_ascii_whitespace() && levels.get(depth) == Some(&Level::Resources) {
+                        resources.2 = resources.2.saturating_add(1);
+                    }
+                }
             }
             i += 1;
         }
@@ -809,6 +844,7 @@ impl<'a> Top<'a> {
             raw,
             found,
             objects,
+            resources,
             no_error_text: !mentions(&ERROR_CODE) && !mentions(&ERROR_MESSAGE),
             data_stream,
         })
@@ -822,7 +858,7 @@ impl<'a> Top<'a> {
             return Known::Unknown;
         };
         let ancestors: &[usize] = match level {
-            Level::Root | Level::Other => &[],
+            Level::Root | Level::Other | Level::Resources | Level::Resource => &[],
             Level::Identity => &[0],
             Level::Session => &[0, 1],
             Level::Issuer => &[0, 1, 2],
@@ -873,6 +909,20 @@ impl<'a> Top<'a> {
             "aws.cloudtrail.user_identity.session_context.session_issuer.arn" => {
                 self.key(K_ISSUER_ARN)
             }
+            // The one resource's `ARN` (renamed `arn`); with several, the values are a list.
+            "aws.cloudtrail.resources.arn" => match (self.objects[3], self.resources) {
+                ((0, _), _) => Known::Absent,
+                ((1, 1), (0, 0, 0)) => Known::Absent,
+                ((1, 1), (1, 0, 0)) => match self.found[K_RESOURCE_LOWER_ARN] {
+                    None => match self.found[K_RESOURCE_ARN] {
+                        None => Known::Absent,
+                        Some(Some(v)) if !v.is_empty() => Known::Value(v),
+                        Some(_) => Known::Unknown,
+                    },
+                    Some(_) => Known::Unknown,
+                },
+                _ => Known::Unknown,
+            },
             // Else the recipient account, or a digest's account.
             "cloud.account.id" => value_or_unknown(self.key(K_ACCOUNT_ID)),
             // Else an Identity Center user's `onBehalfOf.userId`.
