@@ -67,6 +67,7 @@ pub fn run(cli: &Cli, args: &HuntArgs) -> anyhow::Result<ExitCode> {
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     let started = std::time::Instant::now();
+    let mut drawn = started;
     let mut write_error: Option<std::io::Error> = None;
     let summary = hunt(
         &args.paths,
@@ -84,6 +85,12 @@ pub fn run(cli: &Cli, args: &HuntArgs) -> anyhow::Result<ExitCode> {
         },
         |e| tracing::warn!(error = %e, "record skipped"),
         |p| {
+            // Redrawn ten times a second at most: a day of delivery files is ~50,000 of them.
+            let now = std::time::Instant::now();
+            if p.files_done < p.files && now.duration_since(drawn) < PROGRESS_EVERY {
+                return;
+            }
+            drawn = now;
             bar.set_length(p.files as u64);
             bar.set_position(p.files_done as u64);
             bar.set_message(format!("{} records, {} alerts", p.records, p.alerts));
@@ -102,6 +109,9 @@ pub fn run(cli: &Cli, args: &HuntArgs) -> anyhow::Result<ExitCode> {
         ExitCode::SUCCESS
     })
 }
+
+/// How often the progress bar is updated.
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
 
 fn print_summary(s: &HuntSummary, seconds: f64) {
     let pct = |n: u64| {

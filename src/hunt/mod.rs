@@ -31,7 +31,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use chrono::{DateTime, Duration, NaiveDate, Timelike, Utc};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde_json::Value;
 
 use crate::alerts::{alert_id, build_alert, is_alert, AlertContext};
@@ -375,7 +375,9 @@ fn buckets(files: Vec<PathBuf>) -> Vec<(Option<DateTime<Utc>>, Vec<PathBuf>)> {
     let Some(mut keyed) = keyed(file_hour).or_else(|| keyed(path_day)) else {
         return vec![(None, files)];
     };
-    keyed.sort();
+    // By bucket, and within one in the listing's (path) order: a stable sort on the time
+    // alone, since comparing paths component by component is slow for ~50,000 files a day.
+    keyed.sort_by_key(|k| k.0);
     let mut out: Vec<(Option<DateTime<Utc>>, Vec<PathBuf>)> = Vec::new();
     let mut current = None;
     for (start, end, f) in keyed {
@@ -396,12 +398,25 @@ fn buckets(files: Vec<PathBuf>) -> Vec<(Option<DateTime<Utc>>, Vec<PathBuf>)> {
 /// The hour of a delivery file's time in its name (`<account>_CloudTrail_<region>_<time>_...`).
 fn file_hour(path: &Path) -> Option<Span> {
     let name = path.file_name()?.to_str()?;
-    let t = name.split('_').find_map(|part| {
-        (part.len() == 14 && part.as_bytes()[8] == b'T' && part.ends_with('Z'))
-            .then(|| chrono::NaiveDateTime::parse_from_str(&part[..13], "%Y%m%dT%H%M").ok())
-            .flatten()
+    // `YYYYMMDDTHHMMZ`, read by hand: this runs for every file.
+    let start = name.split('_').find_map(|part| {
+        let b = part.as_bytes();
+        if b.len() != 14 || b[8] != b'T' || b[13] != b'Z' {
+            return None;
+        }
+        let num = |r: std::ops::Range<usize>| -> Option<u32> {
+            let d = b.get(r)?;
+            d.iter()
+                .all(u8::is_ascii_digit)
+                .then(|| d.iter().fold(0u32, |n, c| n * 10 + u32::from(c - b'0')))
+        };
+        let date =
+            NaiveDate::from_ymd_opt(i32::try_from(num(0..4)?).ok()?, num(4..6)?, num(6..8)?)?;
+        let (hour, minute) = (num(9..11)?, num(11..13)?);
+        (minute < 60).then_some(())?;
+        date.and_hms_opt(hour, 0, 0)
     })?;
-    let start = t.date().and_hms_opt(t.time().hour(), 0, 0)?.and_utc();
+    let start = start.and_utc();
     Some((start, start + Duration::hours(1)))
 }
 
