@@ -35,9 +35,9 @@ type Allowed = Option<HashSet<String>>;
 
 /// The searches done on every raw record, built once.
 static TIMESTAMP: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new("\"@timestamp\""));
-static EVENT_NAME: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new("\"eventName\""));
-static EVENT_SOURCE: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new("\"eventSource\""));
-static EVENT_TIME: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new("\"eventTime\""));
+/// The start every `"eventName"`, `"eventSource"` and `"eventTime"` shares: one search finds
+/// the three.
+static EVENT_KEY: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new("\"event"));
 static DIGEST_END: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new("digestEndTime"));
 static ERROR_CODE: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new("errorCode"));
 static ERROR_MESSAGE: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new("errorMessage"));
@@ -392,10 +392,8 @@ impl Prefilter {
             // `@timestamp`: possibly an already-ECS document, passed through unnormalised.
             return Decision::Parse;
         }
-        let (Some(action), Some(provider)) = (
-            unique_string(raw, &EVENT_NAME),
-            unique_string(raw, &EVENT_SOURCE),
-        ) else {
+        let keys = EventKeys::of(raw);
+        let (Some(action), Some(provider)) = (keys.value(raw, 0), keys.value(raw, 1)) else {
             return Decision::Parse;
         };
         // A text with a backslash may hide a literal in an escape: not searched, not scanned.
@@ -405,7 +403,7 @@ impl Prefilter {
         // By action and provider; then by time, the most selective; then the rule's texts.
         for i in self.admitted(action, provider, &|| None) {
             if !self.times.is_empty()
-                && !self.in_time(i, *time.get_or_insert_with(|| raw_time(raw)))
+                && !self.in_time(i, *time.get_or_insert_with(|| raw_time(raw, &keys)))
             {
                 continue;
             }
@@ -456,7 +454,7 @@ impl Prefilter {
         {
             return Decision::Parse;
         }
-        let time = time.unwrap_or_else(|| raw_time(raw));
+        let time = time.unwrap_or_else(|| raw_time(raw, &keys));
         let (Some(Some(Some(top))), Some((t, _))) = (top, time) else {
             return Decision::Parse;
         };
@@ -1073,12 +1071,12 @@ fn eval(ast: &Ast, top: &Top<'_>) -> Tri {
 /// unusual `eventTime`, or a digest record, whose `@timestamp` is `digestEndTime`). A record
 /// mentioning `ingested` anywhere is unknown too, so a rule timed on `event.ingested` (which the
 /// normaliser does not produce) is timed by `@timestamp` here.
-fn raw_time(raw: &str) -> Option<(i64, i64)> {
+fn raw_time(raw: &str, keys: &EventKeys) -> Option<(i64, i64)> {
     let found = |f: &Finder<'_>| f.find(raw.as_bytes()).is_some();
     if found(&DIGEST_END) || found(&INGESTED) {
         return None;
     }
-    let s = unique_string(raw, &EVENT_TIME)??;
+    let s = keys.value(raw, 2)??;
     let b = s.as_bytes();
     if b.len() < 20 || b[b.len() - 1] != b'Z' {
         return None;
@@ -1112,25 +1110,54 @@ fn raw_time(raw: &str) -> Option<(i64, i64)> {
     Some((t, t + 999))
 }
 
-/// The value of `key`: `Some(Some(v))` when the key occurs exactly once in the text and its
-/// value is a string without escapes; `Some(None)` when the key does not occur (treated as
-/// unknown, never as absent); `None` when ambiguous.
-fn unique_string<'a>(raw: &'a str, key: &Finder<'_>) -> Option<Option<&'a str>> {
-    let mut hits = key.find_iter(raw.as_bytes());
-    let Some(first) = hits.next() else {
-        return Some(None);
-    };
-    if hits.next().is_some() {
-        return None;
+/// Where `"eventName"`, `"eventSource"` and `"eventTime"` (in this order) occur in a raw
+/// record's text: how often (up to 2) and where the first occurrence ends.
+struct EventKeys {
+    count: [u8; 3],
+    end: [usize; 3],
+}
+
+impl EventKeys {
+    const KEYS: [&'static [u8]; 3] = [b"eventName\"", b"eventSource\"", b"eventTime\""];
+
+    fn of(raw: &str) -> EventKeys {
+        let mut k = EventKeys {
+            count: [0; 3],
+            end: [0; 3],
+        };
+        let b = raw.as_bytes();
+        // `"event` has no quote after its first byte, so no occurrence of a key starts inside
+        // another's match: the non-overlapping search sees every occurrence.
+        for at in EVENT_KEY.find_iter(b) {
+            let rest = b.get(at + 1..).unwrap_or_default();
+            if let Some(n) = EventKeys::KEYS.iter().position(|key| rest.starts_with(key)) {
+                if k.count[n] == 0 {
+                    k.end[n] = at + 1 + EventKeys::KEYS[n].len();
+                }
+                k.count[n] = k.count[n].saturating_add(1).min(2);
+            }
+        }
+        k
     }
-    let rest = raw.get(first + key.needle().len()..)?.trim_start();
-    let rest = rest.strip_prefix(':')?.trim_start();
-    let rest = rest.strip_prefix('"')?;
-    let end = rest.find(['"', '\\'])?;
-    if rest.as_bytes()[end] != b'"' {
-        return None;
+
+    /// The value of key `n`: `Some(Some(v))` when the key occurs exactly once in the text and
+    /// its value is a string without escapes; `Some(None)` when the key does not occur
+    /// (treated as unknown, never as absent); `None` when ambiguous.
+    fn value<'a>(&self, raw: &'a str, n: usize) -> Option<Option<&'a str>> {
+        match self.count.get(n)? {
+            0 => return Some(None),
+            1 => {}
+            _ => return None,
+        }
+        let rest = raw.get(*self.end.get(n)?..)?.trim_start();
+        let rest = rest.strip_prefix(':')?.trim_start();
+        let rest = rest.strip_prefix('"')?;
+        let end = rest.find(['"', '\\'])?;
+        if rest.as_bytes()[end] != b'"' {
+            return None;
+        }
+        Some(Some(&rest[..end]))
     }
-    Some(Some(&rest[..end]))
 }
 
 #[cfg(test)]
