@@ -17,7 +17,8 @@ use std::path::Path;
 use detectd::ecs::normalize::normalize_record;
 use detectd::ecs::NormalizeOptions;
 use detectd::fields::values_at;
-use detectd::hunt::prefilter::{Known, Top, KNOWABLE};
+use detectd::hunt::prefilter::{Decision, Known, Prefilter, Top, KNOWABLE};
+use detectd::matcher::Matcher;
 use serde_json::{json, Value};
 
 #[derive(Default, Debug)]
@@ -42,17 +43,34 @@ fn check(raw: &str, opts: &NormalizeOptions, counts: &mut Counts) {
         return;
     };
     let doc = normalize_record(raw, opts).unwrap().into_value();
-    for f in KNOWABLE {
+    // The known fields, and the flattened copy of each request parameter (and of one that is
+    // not there).
+    let record: Value = serde_json::from_str(raw).unwrap();
+    let mut fields: Vec<String> = KNOWABLE.iter().map(|f| f.to_string()).collect();
+    if let Some(Value::Object(params)) = record.get("requestParameters") {
+        fields.extend(
+            params
+                .keys()
+                .map(|k| format!("aws.cloudtrail.flattened.request_parameters.{k}")),
+        );
+    }
+    fields.push("aws.cloudtrail.flattened.request_parameters.notThere".into());
+    for f in &fields {
         let mut vals = Vec::new();
         values_at(&doc, f, &mut vals);
         match top.field(f) {
             Known::Value(v) => {
                 counts.values += 1;
-                assert_eq!(
-                    vals,
-                    vec![&Value::String(v.to_string())],
-                    "{f} of {raw}\nnormalised: {doc}"
-                );
+                // A flattened leaf holds the JSON value (a boolean is known by its text).
+                let boolean = Value::Bool(v == "true");
+                let want = if f.contains(".flattened.") && (v == "true" || v == "false") {
+                    &boolean
+                } else {
+                    &Value::String(v.to_string())
+                };
+                let same = vals == vec![want]
+                    || (f.contains(".flattened.") && vals == vec![&Value::String(v.to_string())]);
+                assert!(same, "{f} of {raw} is {v}\nnormalised: {doc}");
             }
             Known::Absent => {
                 counts.absent += 1;
@@ -128,6 +146,21 @@ fn variants(record: &Value) -> Vec<Value> {
                 }
             }));
         }
+    }
+    for params in [
+        json!({"name": "p", "withDecryption": true}),
+        json!({"name": "p", "withDecryption": false}),
+        json!({"name": "p", "withDecryption": "true"}),
+        json!({"withDecryption": null, "n": 1, "o": {"withDecryption": true}}),
+        json!({"a.b": "x", "withDecryption": true}),
+        json!({"k1": 1, "k2": 2, "k3": 3, "k4": 4, "k5": 5, "k6": 6, "k7": 7, "k8": 8, "withDecryption": true}),
+        json!({"name": ""}),
+        json!([{"withDecryption": true}]),
+        Value::Null,
+    ] {
+        out.push(with(&|o| {
+            o.insert("requestParameters".into(), params.clone());
+        }));
     }
     for resources in [
         json!([{"accountId": "1", "type": "AWS::IAM::Role", "ARN": "arn:aws:iam::1:role/r"}]),
@@ -269,4 +302,126 @@ fn known_fields_of_generated_records_are_what_the_normaliser_makes() {
     eprintln!("{counts:?}");
     assert!(counts.values > 10 * counts.records, "{counts:?}");
     assert!(counts.absent > counts.records, "{counts:?}");
+}
+
+/// The public AWS rules the hunt runs (query and new_terms KQL), each with its query and its
+/// compiled matcher (query and filters).
+fn public_rules() -> Vec<(String, detectd::kql::Ast, Matcher, bool)> {
+    let dir = common::shared_data("detection-rules/aws").expect("../shared/data/detection-rules");
+    let catalog = detectd::fields::FieldCatalog::builtin();
+    let report = detectd::rules::load_paths(&[dir]);
+    let mut out = Vec::new();
+    for r in &report.rules {
+        let Ok(exec) = detectd::engine::ExecRule::from_rule(r) else {
+            continue;
+        };
+        if exec.threshold.is_some() || exec.eql.is_some() || exec.esql.is_some() {
+            continue;
+        }
+        let Ok(mut m) = Matcher::compile(&exec.query, &catalog) else {
+            continue;
+        };
+        let unfiltered = exec.filters.is_empty();
+        if !unfiltered {
+            m = m.and(detectd::matcher::compile_filters(&exec.filters, &catalog).unwrap());
+        }
+        out.push((exec.name.clone(), exec.query.clone(), m, unfiltered));
+    }
+    out
+}
+
+/// Every decision the hunt takes on a raw record agrees with the rules' matchers on its
+/// normalisation: a skipped record matches no rule, a record whose hits are taken unparsed
+/// matches exactly the rules taken. On the shared samples, generated records and variants.
+#[test]
+fn raw_decisions_agree_with_the_matchers_on_the_normalised_records() {
+    let rules = public_rules();
+    assert!(rules.len() > 140, "{} rules", rules.len());
+    let queries: Vec<&detectd::kql::Ast> = rules.iter().map(|r| &r.1).collect();
+    let prefilter = Prefilter::new(&queries)
+        .with_exact(
+            true,
+            rules.iter().map(|r| r.3.then(|| r.2.clone())).collect(),
+            vec![true; rules.len()],
+        )
+        .with_decided(true, rules.iter().map(|r| r.3).collect());
+    let opts = NormalizeOptions::default();
+    let mut records = Vec::new();
+    let samples =
+        common::shared_data("cloudtrail-samples/stratus-red-team-detonation-logs").unwrap();
+    for e in std::fs::read_dir(samples).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "json") {
+            records.extend(file_records(&p));
+        }
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    detectd::generate::generate(&detectd::generate::Options {
+        out: tmp.path().to_path_buf(),
+        seed: 5,
+        days: 2,
+        start: "2026-10-01".to_owned(),
+        events_per_day: 2000,
+        accounts: 2,
+        users_per_account: 10,
+        compression: 1,
+        force: false,
+    })
+    .unwrap();
+    let samples = records.len();
+    for e in walkdir::WalkDir::new(tmp.path().join("AWSLogs")) {
+        let e = e.unwrap();
+        if e.file_type().is_file() {
+            records.extend(file_records(e.path()));
+        }
+    }
+    let (mut skipped, mut taken, mut parsed, mut hits_seen) = (0, 0, 0, 0);
+    let mut hits = Vec::new();
+    for (n, r) in records.iter().enumerate() {
+        // Variants of every sample record and of every 5th generated one.
+        let vs = if n < samples || n % 5 == 0 {
+            variants(r)
+        } else {
+            vec![r.clone()]
+        };
+        for v in vs {
+            let raw = serde_json::to_string(&v).unwrap();
+            let decision = prefilter.decide(&raw, &mut hits);
+            let doc = match normalize_record(&raw, &opts) {
+                Ok(d) => d.into_value(),
+                Err(_) => continue,
+            };
+            let matching: Vec<usize> = rules
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| r.2.matches_json(&doc))
+                .map(|(i, _)| i)
+                .collect();
+            let names = |ix: &[usize]| ix.iter().map(|&i| rules[i].0.as_str()).collect::<Vec<_>>();
+            match decision {
+                Decision::Skip => {
+                    skipped += 1;
+                    assert!(
+                        matching.is_empty(),
+                        "skipped, but {:?} match {raw}",
+                        names(&matching)
+                    );
+                }
+                Decision::Hits(_) => {
+                    taken += 1;
+                    hits_seen += hits.len();
+                    assert_eq!(names(&hits), names(&matching), "taken hits of {raw}");
+                }
+                Decision::Parse => parsed += 1,
+            }
+        }
+    }
+    eprintln!(
+        "{} records: {skipped} skipped, {taken} taken ({hits_seen} hits), {parsed} parsed",
+        records.len()
+    );
+    assert!(
+        skipped > 1000 && taken > 1000 && hits_seen >= taken,
+        "{skipped} {taken} {parsed}"
+    );
 }

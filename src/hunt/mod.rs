@@ -247,6 +247,13 @@ pub fn hunt(
             normalize.data_stream,
             exact,
             states.iter().map(RuleRun::takes_raw).collect(),
+        )
+        .with_decided(
+            normalize.retain.is_none(),
+            states
+                .iter()
+                .map(|s| s.rule.exec.filters.is_empty())
+                .collect(),
         );
     tracing::debug!(
         rules = prefilter.exact_rules(),

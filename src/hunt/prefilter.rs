@@ -250,6 +250,10 @@ pub struct Prefilter {
     exact: Vec<Option<Matcher>>,
     /// Per rule, whether its hits can be taken from the raw record ([`Decision::Hits`]).
     takes_raw: Vec<bool>,
+    /// Per rule, whether it has no filters (then a query true on the raw record matches).
+    unfiltered: Vec<bool>,
+    /// The normaliser keeps `aws.cloudtrail.flattened` (the integration's default `retain`).
+    flattened: bool,
 }
 
 impl Prefilter {
@@ -318,7 +322,18 @@ impl Prefilter {
             data_stream: false,
             exact: Vec::new(),
             takes_raw: Vec::new(),
+            unfiltered: Vec::new(),
+            flattened: false,
         }
+    }
+
+    /// The prefilter that takes a rule whose query is true on what the raw record reveals as
+    /// matched when it has no filters (`unfiltered[i]`); `flattened`: the normaliser keeps
+    /// `aws.cloudtrail.flattened` (so its request parameters are known).
+    pub fn with_decided(mut self, flattened: bool, unfiltered: Vec<bool>) -> Prefilter {
+        self.flattened = flattened;
+        self.unfiltered = unfiltered;
+        self
     }
 
     /// The prefilter that decides rules exactly on the raw record where it can: `matchers[i]`
@@ -397,7 +412,9 @@ impl Prefilter {
             return Decision::Parse;
         };
         // A text with a backslash may hide a literal in an escape: not searched, not scanned.
-        let text: Option<&'a str> = (!raw.contains('\\')).then_some(raw);
+        let text: Option<&'a str> = memchr::memchr(b'\\', raw.as_bytes())
+            .is_none()
+            .then_some(raw);
         let mut time = None;
         let mut top: Option<Option<Option<Top<'a>>>> = None;
         // By action and provider; then by time, the most selective; then the rule's texts.
@@ -418,9 +435,9 @@ impl Prefilter {
                 }
             }
             // The whole query on the fields read exactly from the record's top level.
-            let Some(Some(top)) =
-                top.get_or_insert_with(|| text.map(|r| Top::scan(r, self.data_stream)))
-            else {
+            let Some(Some(top)) = top.get_or_insert_with(|| {
+                text.map(|r| Top::scan_with(r, self.data_stream, self.flattened))
+            }) else {
                 return Decision::Parse;
             };
             let Some(query) = self.queries.get(i) else {
@@ -428,6 +445,10 @@ impl Prefilter {
             };
             match eval(query, top) {
                 Tri::False => continue,
+                Tri::True if self.unfiltered.get(i).copied().unwrap_or(false) => {
+                    hits.push(i);
+                    continue;
+                }
                 Tri::True | Tri::Unknown => {}
             }
             let Some(Some(matcher)) = self.exact.get(i) else {
@@ -448,6 +469,7 @@ impl Prefilter {
         if hits.is_empty() {
             return Decision::Skip;
         }
+        hits.sort_unstable();
         if !hits
             .iter()
             .all(|&i| self.takes_raw.get(i).copied().unwrap_or(false))
@@ -607,9 +629,18 @@ pub struct Top<'a> {
     found: [Option<Option<&'a str>>; KEYS.len()],
     /// Per [`OBJECTS`]: (times its key occurs, times its value is an object, or the array
     /// for `resources`).
-    objects: [(u8, u8); 4],
+    objects: [(u8, u8); OBJECTS.len()],
     /// In the top-level `resources` array: (objects, commas, other elements).
     resources: (u8, u8, u8),
+    /// The keys of the top-level `requestParameters` object with their values (at most
+    /// [`PARAMS`]).
+    params: [Param; PARAMS],
+    /// Keys of `requestParameters` seen (counting those not kept).
+    param_keys: usize,
+    /// A dotted key in `requestParameters`: its keys are not known.
+    params_dotted: bool,
+    /// The normaliser keeps `aws.cloudtrail.flattened` (the integration's default `retain`).
+    flattened: bool,
     /// Neither `errorCode` nor `errorMessage` occurs anywhere in the text.
     no_error_text: bool,
     /// The normaliser adds the data stream's constant fields.
@@ -626,18 +657,52 @@ enum Level {
     /// The top-level `resources` array, and an object in it.
     Resources,
     Resource,
+    /// The top-level `requestParameters` object.
+    Params,
     /// Any other object or array.
     Other,
 }
 
 /// The objects (and the array) [`Top::scan`] descends into: (level it is a key at, key, level
 /// inside it, its opening byte).
-const OBJECTS: [(Level, &str, Level, u8); 4] = [
+const OBJECTS: [(Level, &str, Level, u8); 5] = [
     (Level::Root, "userIdentity", Level::Identity, b'{'),
     (Level::Identity, "sessionContext", Level::Session, b'{'),
     (Level::Session, "sessionIssuer", Level::Issuer, b'{'),
     (Level::Root, "resources", Level::Resources, b'['),
+    (Level::Root, "requestParameters", Level::Params, b'{'),
 ];
+const O_PARAMS: usize = 4;
+
+/// Keys of `requestParameters` kept by the scan.
+const PARAMS: usize = 8;
+
+/// A `requestParameters` key and its value: byte ranges in the record, and the value's kind.
+#[derive(Debug, Clone, Copy, Default)]
+struct Param {
+    key: (u32, u32),
+    value: (u32, u32),
+    kind: ParamKind,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+enum ParamKind {
+    /// A string (the range is its content).
+    String,
+    /// `true`, `false`, `null` or a number (the range is its text).
+    Literal,
+    /// An object or array.
+    #[default]
+    Container,
+}
+
+/// Prefix of the flattened copy of `requestParameters`.
+const PARAMS_FIELD: &str = "aws.cloudtrail.flattened.request_parameters.";
+
+/// Records up to this long are known to keep their `requestParameters` flattened (the
+/// normaliser drops the flattened copy of an object whose rendering reaches 32,766 UTF-16
+/// units, and the rendering is never much longer than the JSON).
+const FLATTENED_RECORD_BYTES: usize = 16_000;
 
 /// The string keys [`Top::scan`] reads: (level, key).
 const KEYS: [(Level, &str); 19] = [
@@ -741,11 +806,18 @@ impl<'a> Top<'a> {
     /// when the text is not one well-nested object or a key of a tracked object is dotted.
     /// `data_stream`: the normaliser adds the data stream's constant fields.
     pub fn scan(raw: &'a str, data_stream: bool) -> Option<Top<'a>> {
+        Top::scan_with(raw, data_stream, true)
+    }
+
+    /// [`Top::scan`]; `flattened`: the normaliser keeps `aws.cloudtrail.flattened`.
+    fn scan_with(raw: &'a str, data_stream: bool, flattened: bool) -> Option<Top<'a>> {
         let b = raw.as_bytes();
         let (mut depth, mut i) = (0usize, 0usize);
         let mut last: Option<(usize, usize)> = None;
         let mut found: [Option<Option<&str>>; KEYS.len()] = [None; KEYS.len()];
-        let mut objects = [(0u8, 0u8); 4];
+        let mut objects = [(0u8, 0u8); 5];
+        let mut params = [Param::default(); PARAMS];
+        let (mut param_keys, mut params_dotted) = (0usize, false);
         let mut resources = (0u8, 0u8, 0u8);
         // The level of each open object (index = depth).
         let mut levels = [Level::Other; TRACKED];
@@ -766,7 +838,20 @@ impl<'a> Top<'a> {
                 b':' => {
                     let (s, e) = last.take()?;
                     let level = levels.get(depth).copied().unwrap_or(Level::Other);
-                    if level != Level::Other {
+                    if level == Level::Params {
+                        let key = raw.get(s..e)?;
+                        params_dotted |= key.contains('.');
+                        if let (Some(p), Some(value)) =
+                            (params.get_mut(param_keys), value_at(b, i + 1))
+                        {
+                            *p = Param {
+                                key: (u32::try_from(s).ok()?, u32::try_from(e).ok()?),
+                                value: value.0,
+                                kind: value.1,
+                            };
+                        }
+                        param_keys += 1;
+                    } else if level != Level::Other {
                         let key = raw.get(s..e)?;
                         if key.contains('.') {
                             return None;
@@ -843,6 +928,10 @@ impl<'a> Top<'a> {
             found,
             objects,
             resources,
+            params,
+            param_keys,
+            params_dotted,
+            flattened,
             no_error_text: !mentions(&ERROR_CODE) && !mentions(&ERROR_MESSAGE),
             data_stream,
         })
@@ -856,7 +945,7 @@ impl<'a> Top<'a> {
             return Known::Unknown;
         };
         let ancestors: &[usize] = match level {
-            Level::Root | Level::Other | Level::Resources | Level::Resource => &[],
+            Level::Root | Level::Other | Level::Resources | Level::Resource | Level::Params => &[],
             Level::Identity => &[0],
             Level::Session => &[0, 1],
             Level::Issuer => &[0, 1, 2],
@@ -956,10 +1045,46 @@ impl<'a> Top<'a> {
                 _ if matches!(self.key(K_ERROR_CODE), Known::Value(_)) => Known::Value("failure"),
                 _ => Known::Unknown,
             },
+            f if f.starts_with(PARAMS_FIELD) => self.param(&f[PARAMS_FIELD.len()..]),
             f => match DATA_STREAM.iter().find(|(k, _)| *k == f) {
                 Some((_, v)) if self.data_stream => Known::Value(v),
                 _ => Known::Unknown,
             },
+        }
+    }
+
+    /// What the record tells of `aws.cloudtrail.flattened.request_parameters.<key>`: a string or
+    /// boolean value's text, absent, or unknown (a number, null, an empty string or an object;
+    /// a dotted or repeated key; too many keys; a very long record; another `retain`).
+    fn param(&self, key: &str) -> Known<'a> {
+        if !self.flattened || self.raw.len() >= FLATTENED_RECORD_BYTES || key.contains('.') {
+            return Known::Unknown;
+        }
+        match self.objects[O_PARAMS] {
+            (0, _) => return Known::Absent,
+            (1, 1) => {}
+            _ => return Known::Unknown,
+        }
+        if self.params_dotted || self.param_keys > PARAMS {
+            return Known::Unknown;
+        }
+        let text = |r: (u32, u32)| self.raw.get(r.0 as usize..r.1 as usize);
+        let mut found = None;
+        for p in self.params.iter().take(self.param_keys) {
+            if text(p.key) == Some(key) {
+                if found.is_some() {
+                    return Known::Unknown;
+                }
+                found = Some(p);
+            }
+        }
+        let Some(p) = found else {
+            return Known::Absent;
+        };
+        match (p.kind, text(p.value)) {
+            (ParamKind::String, Some(v)) if !v.is_empty() => Known::Value(v),
+            (ParamKind::Literal, Some(v @ ("true" | "false"))) => Known::Value(v),
+            _ => Known::Unknown,
         }
     }
 
@@ -972,13 +1097,46 @@ impl<'a> Top<'a> {
     }
 }
 
+/// The value starting (after whitespace) at `at`: its byte range (a string's content) and
+/// kind; `None` at the end of the text.
+fn value_at(b: &[u8], at: usize) -> Option<((u32, u32), ParamKind)> {
+    let start = at + b.get(at..)?.iter().position(|c| !c.is_ascii_whitespace())?;
+    let (range, kind) = match b.get(start)? {
+        b'"' => {
+            let end = start + 1 + memchr::memchr(b'"', b.get(start + 1..)?)?;
+            ((start + 1, end), ParamKind::String)
+        }
+        b'{' | b'[' => ((start, start), ParamKind::Container),
+        _ => {
+            let len = b
+                .get(start..)?
+                .iter()
+                .position(|c| matches!(c, b',' | b'}' | b']') || c.is_ascii_whitespace())?;
+            ((start, start + len), ParamKind::Literal)
+        }
+    };
+    Some((
+        (u32::try_from(range.0).ok()?, u32::try_from(range.1).ok()?),
+        kind,
+    ))
+}
+
 /// The string value starting (after whitespace) at `at`; `None` when it is not a string.
 fn string_at(raw: &str, at: usize) -> Option<&str> {
     let rest = raw.get(at..)?.trim_start().strip_prefix('"')?;
     rest.get(..rest.find('"')?)
 }
 
-/// `ast` on a raw record: `False` only when no normalisation of it can match.
+/// True when the record tells the flattened request parameter `field` exactly (a value or
+/// absent); with a value, only a literal without wildcards is compared (by `eval`).
+fn param_known(top: &Top<'_>, field: &str) -> bool {
+    field
+        .get(PARAMS_FIELD.len()..)
+        .is_some_and(|key| top.param(key) != Known::Unknown)
+}
+
+/// `ast` on a raw record: `False` only when no normalisation of it can match; `True` only
+/// when every normalisation matches.
 fn eval(ast: &Ast, top: &Top<'_>) -> Tri {
     match ast {
         Ast::MatchAll => Tri::True,
@@ -1009,6 +1167,26 @@ fn eval(ast: &Ast, top: &Top<'_>) -> Tri {
             Tri::False => Tri::True,
             Tri::Unknown => Tri::Unknown,
         },
+        Ast::Is {
+            field: Some(f),
+            value,
+        } if !f.wildcard && f.name.starts_with(PARAMS_FIELD) && param_known(top, &f.name) => {
+            // A flattened leaf is a keyword of the value's text (`true` for a boolean).
+            match (top.param(&f.name[PARAMS_FIELD.len()..]), value.as_literal()) {
+                (Known::Absent, _) => Tri::False,
+                (Known::Value(v), Some(lit)) if v == lit => Tri::True,
+                (Known::Value(_), Some(_)) => Tri::False,
+                _ => Tri::Unknown,
+            }
+        }
+        Ast::Exists { field: f }
+            if !f.wildcard && f.name.starts_with(PARAMS_FIELD) && param_known(top, &f.name) =>
+        {
+            match top.param(&f.name[PARAMS_FIELD.len()..]) {
+                Known::Value(_) => Tri::True,
+                _ => Tri::False,
+            }
+        }
         Ast::Is {
             field: Some(f),
             value,
