@@ -699,10 +699,10 @@ enum ParamKind {
 /// Prefix of the flattened copy of `requestParameters`.
 const PARAMS_FIELD: &str = "aws.cloudtrail.flattened.request_parameters.";
 
-/// Records up to this long are known to keep their `requestParameters` flattened (the
-/// normaliser drops the flattened copy of an object whose rendering reaches 32,766 UTF-16
-/// units, and the rendering is never much longer than the JSON).
-const FLATTENED_RECORD_BYTES: usize = 16_000;
+/// Records shorter than this are known to keep their `requestParameters` flattened: the
+/// normaliser drops the flattened copy of an object whose Java rendering reaches 32,766 UTF-16
+/// units, and that rendering is at most 2.5 times the JSON (`[0,0]` renders `[0.0, 0.0]`).
+const FLATTENED_RECORD_BYTES: usize = 12_000;
 
 /// The string keys [`Top::scan`] reads: (level, key).
 const KEYS: [(Level, &str); 19] = [
@@ -1598,6 +1598,26 @@ mod tests {
             decided(&akia.replace("00:00:09Z", "00:00:09+00:00"), &mut hits),
             "parse"
         );
+    }
+
+    /// The raw evaluation compares a known value with a literal as text: right for keyword
+    /// fields only (a text field would match a phrase inside the value).
+    #[test]
+    fn known_fields_compared_as_text_are_keywords() {
+        let catalog = crate::fields::FieldCatalog::builtin();
+        for f in KNOWABLE.iter().filter(|f| !NOT_TEXT.contains(f)) {
+            let spec = catalog
+                .get(f)
+                .unwrap_or_else(|| panic!("{f} not in the catalog"));
+            assert!(
+                matches!(
+                    spec.kind(),
+                    crate::fields::FieldKind::Keyword | crate::fields::FieldKind::ConstantKeyword
+                ),
+                "{f}: {:?}",
+                spec.kind()
+            );
+        }
     }
 
     #[test]
