@@ -21,7 +21,7 @@ use serde_json::value::RawValue;
 
 use super::doc::EcsDoc;
 use super::json::Json;
-use super::normalize::{normalize_owned, NormalizeOptions};
+use super::normalize::{normalize_parsed, NormalizeOptions};
 use super::split::{split, Layout, Piece};
 
 /// One ECS document and where it came from.
@@ -692,19 +692,8 @@ impl RecordSink<'_> {
     }
 
     fn value(&mut self, v: Json, raw: &str) {
-        if let Json::Object(m) = &v {
-            if !super::normalize::is_cloudtrail(m) && m.contains_key("@timestamp") {
-                // Already ECS: passed through.
-                return self.emit(EcsDoc::from_json(v));
-            }
-        }
-        // Pretty-printed input: keep the record compact in `event.original`, as a shipper would.
-        let original = if raw.contains('\n') {
-            v.to_string()
-        } else {
-            raw.to_string()
-        };
-        match normalize_owned(v, original, self.opts) {
+        // Already-ECS documents pass through; pretty-printed records are kept compact.
+        match normalize_parsed(v, raw, self.opts) {
             Ok(doc) => self.emit(doc),
             Err(e) => self.error(e.to_string()),
         }
