@@ -7,7 +7,7 @@
 //! are duplicates, as for every type. Only the Elasticsearch backend evaluates EQL; the others
 //! answer `Error::Unsupported` and the rule is never scheduled there (`Support`).
 
-use crate::alerts::{alert_id, build_alert, build_sequence_alerts, is_alert, SequenceEvent};
+use crate::alerts::{build_sequence_alerts, is_alert, SequenceEvent};
 use crate::backend::{AlertDoc, Backend, EqlSpec, Error, ExecStats};
 
 use super::{ExecRule, Sink, Window};
@@ -60,16 +60,7 @@ pub(super) async fn run_eql(
         .iter()
         .map(|s| s.events.len() as u64)
         .sum::<u64>();
-    let events: Vec<AlertDoc> = result
-        .events
-        .iter()
-        .filter(|h| !is_alert(&h.source))
-        .map(|h| {
-            let id = alert_id(&h.index, &h.id, &rule.rule_id, &[]);
-            let doc = build_alert(sink.ctx, &id, &h.index, &h.id, &h.source, None);
-            AlertDoc { id, doc }
-        })
-        .collect();
+    let events = super::query_alerts(&result.events, &rule.rule_id, sink.ctx);
     sink.write(&events, false).await?;
     for seq in &result.sequences {
         // Kibana drops a sequence built on this rule's own alerts; detectd never alerts on an

@@ -352,16 +352,7 @@ async fn run_query(
             .search_page(&q, page_size, cursor.as_ref(), stats)
             .await?;
         *hits += page.hits.len() as u64;
-        let candidates: Vec<AlertDoc> = page
-            .hits
-            .iter()
-            .filter(|h| !is_alert(&h.source))
-            .map(|h| {
-                let id = alert_id(&h.index, &h.id, &rule.rule_id, &[]);
-                let doc = build_alert(sink.ctx, &id, &h.index, &h.id, &h.source, None);
-                AlertDoc { id, doc }
-            })
-            .collect();
+        let candidates = query_alerts(&page.hits, &rule.rule_id, sink.ctx);
         let more = page.cursor.is_some();
         let full = sink.write(&candidates, more).await?;
         match page.cursor {
@@ -521,6 +512,22 @@ fn newest_per_terms(history: Vec<ThresholdSignal>) -> Vec<ThresholdSignal> {
     out
 }
 
+/// The alerts of a query rule's hits, one per source document that is not itself an alert, with
+/// the query rule's deterministic id (also EQL's single-event hits).
+fn query_alerts(
+    hits: &[crate::backend::Hit],
+    rule_id: &str,
+    ctx: &AlertContext<'_>,
+) -> Vec<AlertDoc> {
+    hits.iter()
+        .filter(|h| !is_alert(&h.source))
+        .map(|h| {
+            let id = alert_id(&h.index, &h.id, rule_id, &[]);
+            let doc = build_alert(ctx, &id, &h.index, &h.id, &h.source, None);
+            AlertDoc { id, doc }
+        })
+        .collect()
+}
 /// Writes alerts up to the cap, counting created, duplicates and failures.
 struct Sink<'a> {
     max: usize,
