@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use common::fixtures::{fixture, fixtures, reply};
-use detectd::backend::elasticsearch::{ElasticsearchBackend, RetryPolicy};
+use detectd::backend::elasticsearch::ElasticsearchBackend;
 use detectd::backend::{
     AlertDoc, Backend, Error, ExecStats, QuerySpec, ThresholdSignal, ThresholdSpec, TimeField,
 };
@@ -36,17 +36,7 @@ fn t(s: &str) -> DateTime<Utc> {
 }
 
 fn backend(uri: &str) -> ElasticsearchBackend {
-    let es = ElasticsearchConfig {
-        urls: vec![uri.to_string()],
-        timeout_secs: 5,
-        ..ElasticsearchConfig::default()
-    };
-    ElasticsearchBackend::new(&es, &AlertsConfig::default())
-        .unwrap()
-        .with_retry(RetryPolicy {
-            retries: 3,
-            base_delay: Duration::from_millis(1),
-        })
+    common::fixtures::mock_backend(uri, 5, 3)
 }
 
 fn is(field: &str, value: &str) -> Ast {

@@ -9,12 +9,10 @@
 mod common;
 
 use std::path::Path;
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use common::fixtures::{fixture, fixtures, reply};
-use detectd::backend::elasticsearch::{ElasticsearchBackend, RetryPolicy};
-use detectd::config::{AlertsConfig, ElasticsearchConfig};
+use detectd::backend::elasticsearch::ElasticsearchBackend;
 use detectd::engine::{execute, ExecRule, ExecutionResult, Status, Window};
 use serde_json::{json, Value};
 use wiremock::matchers::{method, path};
@@ -26,17 +24,7 @@ const CLOUDTRAIL: &str = "logs-aws.cloudtrail-*";
 const ALERTS: &str = "detectd-alerts-default";
 
 fn backend(uri: &str) -> ElasticsearchBackend {
-    let es = ElasticsearchConfig {
-        urls: vec![uri.to_string()],
-        timeout_secs: 5,
-        ..ElasticsearchConfig::default()
-    };
-    ElasticsearchBackend::new(&es, &AlertsConfig::default())
-        .unwrap()
-        .with_retry(RetryPolicy {
-            retries: 1,
-            base_delay: Duration::from_millis(1),
-        })
+    common::fixtures::mock_backend(uri, 5, 1)
 }
 
 fn rule(file: &str) -> ExecRule {

@@ -14,11 +14,10 @@ mod common;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use detectd::backend::elasticsearch::{ElasticsearchBackend, RetryPolicy};
-use detectd::config::{AlertsConfig, BackendKind, ElasticsearchConfig};
+use detectd::backend::elasticsearch::ElasticsearchBackend;
+use detectd::config::BackendKind;
 use detectd::engine::{execute, ExecRule, ExecutionResult, Status, Window};
 use serde_json::{json, Value};
 use wiremock::matchers::{method, path};
@@ -59,17 +58,7 @@ fn rule(rule_id: &str, query: &str, max_signals: u32) -> (detectd::rules::Rule, 
 }
 
 fn backend(uri: &str) -> ElasticsearchBackend {
-    let es = ElasticsearchConfig {
-        urls: vec![uri.to_string()],
-        timeout_secs: 5,
-        ..ElasticsearchConfig::default()
-    };
-    ElasticsearchBackend::new(&es, &AlertsConfig::default())
-        .unwrap()
-        .with_retry(RetryPolicy {
-            retries: 1,
-            base_delay: Duration::from_millis(1),
-        })
+    common::fixtures::mock_backend(uri, 5, 1)
 }
 
 /// `GET /` of a cluster: Elasticsearch `number`, or OpenSearch's with its `distribution`.

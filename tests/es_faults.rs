@@ -14,8 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use detectd::backend::elasticsearch::{ElasticsearchBackend, RetryPolicy};
-use detectd::config::{AlertsConfig, ElasticsearchConfig};
+use detectd::backend::elasticsearch::ElasticsearchBackend;
 use detectd::engine::{execute, ExecRule, ExecutionResult, Status, Window};
 use serde_json::{json, Value};
 use wiremock::matchers::any;
@@ -174,17 +173,7 @@ fn rule(max_signals: u32) -> ExecRule {
 }
 
 fn backend(uri: &str, timeout_secs: u64) -> ElasticsearchBackend {
-    let es = ElasticsearchConfig {
-        urls: vec![uri.to_string()],
-        timeout_secs,
-        ..ElasticsearchConfig::default()
-    };
-    ElasticsearchBackend::new(&es, &AlertsConfig::default())
-        .unwrap()
-        .with_retry(RetryPolicy {
-            retries: 3,
-            base_delay: Duration::from_millis(1),
-        })
+    common::fixtures::mock_backend(uri, timeout_secs, 3)
 }
 
 async fn start(docs: usize) -> (MockServer, Arc<Cluster>) {

@@ -1,6 +1,10 @@
 //! The recorded Elasticsearch 7.10 exchanges of `../shared/data/es-fixtures/` (`NNN-name.json`:
 //! `{"request": ..., "status": ..., "response": ...}`), for mock-HTTP tests.
 
+use std::time::Duration;
+
+use detectd::backend::elasticsearch::{ElasticsearchBackend, RetryPolicy};
+use detectd::config::{AlertsConfig, ElasticsearchConfig};
 use serde_json::Value;
 use wiremock::ResponseTemplate;
 
@@ -29,4 +33,20 @@ pub fn fixtures(nums: &[&str]) -> Option<Vec<Value>> {
 pub fn reply(fx: &Value) -> ResponseTemplate {
     ResponseTemplate::new(fx["status"].as_u64().unwrap() as u16)
         .set_body_json(fx["response"].clone())
+}
+
+/// The Elasticsearch backend of a mock server at `uri`: `timeout_secs` per request, `retries`
+/// after a first attempt with a 1 ms first backoff.
+pub fn mock_backend(uri: &str, timeout_secs: u64, retries: u32) -> ElasticsearchBackend {
+    let es = ElasticsearchConfig {
+        urls: vec![uri.to_string()],
+        timeout_secs,
+        ..ElasticsearchConfig::default()
+    };
+    ElasticsearchBackend::new(&es, &AlertsConfig::default())
+        .unwrap()
+        .with_retry(RetryPolicy {
+            retries,
+            base_delay: Duration::from_millis(1),
+        })
 }
