@@ -11,7 +11,6 @@ use std::sync::atomic::Ordering;
 use chrono::{Duration, Utc};
 use detectd::backend::elasticsearch::ElasticsearchBackend;
 use detectd::backend::{AlertDoc, Backend, ExecStats, QuerySpec, RuleState, TimeField};
-use detectd::config::AlertsConfig;
 use detectd::kql::{Ast, Field, LiteralKind, Part, Value as KqlValue};
 use elasticsearch::http::Method;
 use serde_json::{json, Value};
@@ -36,14 +35,7 @@ async fn live_search_terms_new_terms_alerts_and_state() {
         return;
     };
     let alias = format!("{name}-alerts");
-    let b = ElasticsearchBackend::new(
-        &es,
-        &AlertsConfig {
-            index: alias.clone(),
-            ..AlertsConfig::default()
-        },
-    )
-    .unwrap();
+    let b = common::live::backend(&es, &alias);
     let result = run(&b, &name, &alias).await;
     // clean up whatever happened
     common::live::remove_test_indices(&b, &es, &name, &alias).await;

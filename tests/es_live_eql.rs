@@ -19,7 +19,6 @@ use std::path::Path;
 
 use chrono::{DateTime, Duration, Utc};
 use detectd::backend::elasticsearch::ElasticsearchBackend;
-use detectd::config::AlertsConfig;
 use detectd::engine::{execute, ExecRule, Status, Window};
 use elasticsearch::http::Method;
 use serde_json::{json, Value};
@@ -42,14 +41,7 @@ async fn live_eql_single_event_and_sequence_rules() {
         return;
     };
     let alias = format!("{name}-alerts");
-    let b = ElasticsearchBackend::new(
-        &es,
-        &AlertsConfig {
-            index: alias.clone(),
-            ..AlertsConfig::default()
-        },
-    )
-    .unwrap();
+    let b = common::live::backend(&es, &alias);
     let index = format!("{name}-events");
     let result = run(&b, &index, &alias).await;
     common::live::remove_test_indices(&b, &es, &index, &alias).await;

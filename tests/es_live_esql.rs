@@ -17,7 +17,6 @@ mod common;
 
 use chrono::{DateTime, Duration, Utc};
 use detectd::backend::elasticsearch::{ElasticsearchBackend, Engine};
-use detectd::config::AlertsConfig;
 use detectd::engine::{execute, ExecRule, Status, Window};
 use elasticsearch::http::Method;
 use serde_json::{json, Value};
@@ -40,14 +39,7 @@ async fn live_esql_rules_end_to_end() {
         return;
     };
     let alias = format!("{name}-alerts");
-    let b = ElasticsearchBackend::new(
-        &es,
-        &AlertsConfig {
-            index: alias.clone(),
-            ..AlertsConfig::default()
-        },
-    )
-    .unwrap();
+    let b = common::live::backend(&es, &alias);
     let result = run(&b, &name, &alias).await;
     common::live::remove_test_indices(&b, &es, &name, &alias).await;
     result.unwrap();

@@ -119,6 +119,21 @@ pub fn config(what: &str) -> Option<(detectd::config::ElasticsearchConfig, Strin
     Some((live.es_config(&name), name))
 }
 
+/// The backend of the live cluster writing alerts through `alias`.
+pub fn backend(
+    es: &detectd::config::ElasticsearchConfig,
+    alias: &str,
+) -> detectd::backend::elasticsearch::ElasticsearchBackend {
+    detectd::backend::elasticsearch::ElasticsearchBackend::new(
+        es,
+        &detectd::config::AlertsConfig {
+            index: alias.to_string(),
+            ..detectd::config::AlertsConfig::default()
+        },
+    )
+    .unwrap()
+}
+
 /// Removes what a live test made: its events `index`, the alerts `alias`'s index and template,
 /// and the state and executions indices of `es` (whatever the test's outcome).
 pub async fn remove_test_indices(
