@@ -4,6 +4,12 @@
 //! parsed from a slice (`serde_json`'s slice reader is several times faster than its
 //! `io::Read` one, which goes through the reader a byte at a time).
 //!
+//! Inside a record the bytes are classified 64 at a time (simdjson's first stage: quote,
+//! backslash and bracket bit masks, escapes and string extents by bit arithmetic, `wide`'s
+//! portable SIMD for the comparisons), so only the brackets outside strings are visited one by
+//! one. Everything else, and any block with a backslash outside a string (not JSON), goes
+//! through the byte loop, which is the reference the block path is tested against.
+//!
 //! Memory is one record (capped at [`MAX_RECORD_BYTES`]) plus the reader's buffer, whatever the
 //! file size. A record that is not valid JSON but has balanced brackets is reported on its own
 //! and the next one is read; anything that breaks the structure (a truncation, an I/O error)
@@ -39,8 +45,19 @@ pub fn split(
     layout: Layout,
     on_piece: &mut dyn FnMut(Piece<'_>),
 ) -> Result<(), String> {
+    split_with(reader, layout, true, on_piece)
+}
+
+/// [`split`], with the block path inside records (`blocks`) or with the byte loop alone.
+fn split_with(
+    reader: &mut dyn BufRead,
+    layout: Layout,
+    blocks: bool,
+    on_piece: &mut dyn FnMut(Piece<'_>),
+) -> Result<(), String> {
     let mut s = Splitter {
         layout,
+        blocks,
         depth: 0,
         in_str: false,
         esc: false,
@@ -72,6 +89,8 @@ pub fn split(
 
 struct Splitter {
     layout: Layout,
+    /// Records are skipped through 64 bytes at a time ([`Splitter::skip_inside`]).
+    blocks: bool,
     /// Containers open around the current byte.
     depth: usize,
     in_str: bool,
@@ -101,7 +120,15 @@ impl Splitter {
         // Start of the current element's bytes in this buffer.
         let mut seg: Option<usize> = self.in_elem.then_some(0);
         let mut i = 0;
+        // Bytes before this go through the byte loop (a block the block path declined).
+        let mut bytewise_to = 0;
         while i < buf.len() {
+            if self.blocks && self.in_elem && self.elem_container && i >= bytewise_to {
+                i = self.skip_inside(buf, i, &mut bytewise_to);
+                if i >= buf.len() {
+                    break;
+                }
+            }
             if self.in_str {
                 if self.esc {
                     self.esc = false;
@@ -243,6 +270,70 @@ impl Splitter {
         Ok(())
     }
 
+    /// Inside a container element, from `i`: skips to the bracket that closes the element, 64
+    /// bytes at a time, or to the end of `buf`, keeping the depth and string state as the byte
+    /// loop would. Returns where the byte loop goes on: at the closing bracket (not consumed),
+    /// at `buf.len()`, or at the start of a block holding a backslash outside a string (not
+    /// JSON; the byte loop reads it as it always has), with `bytewise_to` set to its end.
+    fn skip_inside(&mut self, buf: &[u8], mut i: usize, bytewise_to: &mut usize) -> usize {
+        let Some(elem_depth) = self.elem_depth else {
+            return i;
+        };
+        // All ones when the block starts inside a string; 1 when its first byte is escaped.
+        let mut in_str = if self.in_str { u64::MAX } else { 0 };
+        let mut esc = u64::from(self.esc);
+        while i < buf.len() {
+            let n = (buf.len() - i).min(64);
+            let masks = match buf
+                .get(i..i + 64)
+                .and_then(|b| <&[u8; 64]>::try_from(b).ok())
+            {
+                Some(block) => Masks::of(block),
+                None => {
+                    // The last bytes, padded with spaces (nothing to JSON's structure).
+                    let mut block = [b' '; 64];
+                    block[..n].copy_from_slice(&buf[i..]);
+                    Masks::of(&block)
+                }
+            };
+            let valid = if n == 64 { u64::MAX } else { (1u64 << n) - 1 };
+            let mut carry = esc;
+            let escaped = escaped(masks.backslash, &mut carry);
+            // Bit k: byte k is inside a string (an opening quote is, a closing one is not).
+            let inside = prefix_xor(masks.quote & !escaped) ^ in_str;
+            if masks.backslash & !inside & valid != 0 {
+                self.in_str = in_str != 0;
+                self.esc = esc != 0;
+                *bytewise_to = i + n;
+                return i;
+            }
+            let mut brackets = (masks.open | masks.close) & !inside & valid;
+            let mut depth = self.depth;
+            while brackets != 0 {
+                let k = brackets.trailing_zeros();
+                if masks.open >> k & 1 == 1 {
+                    depth += 1;
+                } else if depth == elem_depth + 1 {
+                    self.depth = depth;
+                    self.in_str = false;
+                    self.esc = false;
+                    return i + k as usize;
+                } else {
+                    depth -= 1;
+                }
+                brackets &= brackets - 1;
+            }
+            self.depth = depth;
+            // The state after the block's last byte.
+            in_str = (inside >> (n - 1) & 1).wrapping_neg();
+            esc = if n == 64 { carry } else { escaped >> n & 1 };
+            i += n;
+        }
+        self.in_str = in_str != 0;
+        self.esc = esc != 0;
+        i
+    }
+
     /// Adds bytes of the current element, unless it has grown past the cap.
     fn keep(&mut self, bytes: &[u8]) {
         if self.oversize {
@@ -303,6 +394,68 @@ impl Splitter {
     }
 }
 
+/// Where the quotes, backslashes and opening and closing brackets of a 64-byte block are (bit
+/// k: byte k).
+struct Masks {
+    quote: u64,
+    backslash: u64,
+    open: u64,
+    close: u64,
+}
+
+impl Masks {
+    fn of(block: &[u8; 64]) -> Masks {
+        use wide::u8x16;
+        let quote = u8x16::splat(b'"');
+        let backslash = u8x16::splat(b'\\');
+        // `[` and `]` are `{` and `}` without the 0x20 bit, and no other byte is.
+        let (low, open, close) = (u8x16::splat(0x20), u8x16::splat(b'{'), u8x16::splat(b'}'));
+        let mut m = Masks {
+            quote: 0,
+            backslash: 0,
+            open: 0,
+            close: 0,
+        };
+        for (k, lane) in block.chunks_exact(16).enumerate() {
+            let Ok(bytes) = <[u8; 16]>::try_from(lane) else {
+                continue;
+            };
+            let v = u8x16::new(bytes);
+            let folded = v | low;
+            let bits = |eq: u8x16| u64::from(eq.move_mask() as u16) << (16 * k);
+            m.quote |= bits(v.cmp_eq(quote));
+            m.backslash |= bits(v.cmp_eq(backslash));
+            m.open |= bits(folded.cmp_eq(open));
+            m.close |= bits(folded.cmp_eq(close));
+        }
+        m
+    }
+}
+
+/// The bytes escaped by a backslash, from the backslashes' mask; `carry` is 1 when the first
+/// byte is escaped (by the previous block) and becomes that for the next block (simdjson's
+/// `find_escaped_branchless`: in a run of backslashes every other one escapes the next byte).
+fn escaped(backslash: u64, carry: &mut u64) -> u64 {
+    const EVEN: u64 = 0x5555_5555_5555_5555;
+    let backslash = backslash & !*carry;
+    let follows_escape = backslash << 1 | *carry;
+    let odd_starts = backslash & !EVEN & !follows_escape;
+    let (even_starts, overflow) = odd_starts.overflowing_add(backslash);
+    *carry = u64::from(overflow);
+    (EVEN ^ (even_starts << 1)) & follows_escape
+}
+
+/// Bit k: the parity of the bits 0..=k (the string state after each quote).
+fn prefix_xor(mut x: u64) -> u64 {
+    x ^= x << 1;
+    x ^= x << 2;
+    x ^= x << 4;
+    x ^= x << 8;
+    x ^= x << 16;
+    x ^= x << 32;
+    x
+}
+
 /// Bytes that end a scalar array element (number, literal, string).
 fn is_scalar_end(b: u8) -> bool {
     b == b',' || b == b']' || b.is_ascii_whitespace()
@@ -312,6 +465,7 @@ fn is_scalar_end(b: u8) -> bool {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     /// Splits `input` fed through a reader with a tiny buffer (every boundary case).
     fn pieces(input: &str, layout: Layout, buf: usize) -> (Vec<String>, Result<(), String>) {
@@ -363,6 +517,94 @@ mod tests {
         let (got, res) = pieces(r#"{"Records": []}"#, Layout::Records, 8);
         assert!(got.is_empty());
         assert_eq!(res, Ok(()));
+    }
+
+    /// The pieces (records, or the reasons they were skipped) and the result of one split.
+    type Split = (Vec<Vec<u8>>, Result<(), String>);
+
+    /// The splits of the block path and of the byte loop, with a reader buffer of `buf` bytes.
+    fn both(input: &[u8], layout: Layout, buf: usize) -> [Split; 2] {
+        [true, false].map(|blocks| {
+            let mut r = std::io::BufReader::with_capacity(buf, input);
+            let mut out = Vec::new();
+            let res = split_with(&mut r, layout, blocks, &mut |p| match p {
+                Piece::Record(b) => out.push(b.to_vec()),
+                Piece::Skipped(r) => out.push(r.into_bytes()),
+            });
+            (out, res)
+        })
+    }
+
+    /// Text made of JSON's structural bytes, backslashes, letters and a two-byte character, in
+    /// runs long enough to cross 64-byte blocks.
+    fn structural_text() -> impl Strategy<Value = Vec<u8>> {
+        let piece = prop_oneof![
+            Just(b"{".to_vec()),
+            Just(b"}".to_vec()),
+            Just(b"[".to_vec()),
+            Just(b"]".to_vec()),
+            Just(b"\"".to_vec()),
+            Just(b"\\".to_vec()),
+            Just(b"\\\\".to_vec()),
+            Just(b"\\\"".to_vec()),
+            Just(b",".to_vec()),
+            Just(b":".to_vec()),
+            Just(b" ".to_vec()),
+            Just("é".as_bytes().to_vec()),
+            "[a-z]{1,70}".prop_map(String::into_bytes),
+        ];
+        proptest::collection::vec(piece, 0..120).prop_map(|p| p.concat())
+    }
+
+    /// A record: an object of strings with quotes, backslashes and brackets in them, and
+    /// nested arrays and objects.
+    fn record() -> impl Strategy<Value = String> {
+        let leaf = prop_oneof![
+            "[a-z\\\\\"{}\\[\\] é]{0,90}".prop_map(serde_json::Value::String),
+            any::<i32>().prop_map(serde_json::Value::from),
+            Just(serde_json::Value::Null),
+        ];
+        let value = leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::Array),
+                proptest::collection::btree_map("[a-z\\\\\"]{1,12}", inner, 0..4)
+                    .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+            ]
+        });
+        proptest::collection::btree_map("[a-z]{1,8}", value, 0..6)
+            .prop_map(|m| serde_json::Value::Object(m.into_iter().collect()).to_string())
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_block_path_cuts_records_as_the_byte_loop_does(
+            body in structural_text(),
+            array in any::<bool>(),
+            buf in 1usize..300,
+        ) {
+            let (layout, head): (_, &[u8]) = if array {
+                (Layout::Array, b"[{")
+            } else {
+                (Layout::Records, b"{\"Records\": [{")
+            };
+            let input = [head, &body, b"}]}"].concat();
+            let [blocks, bytes] = both(&input, layout, buf);
+            proptest::prop_assert_eq!(blocks, bytes);
+        }
+
+        #[test]
+        fn records_of_any_json_are_cut_exactly(
+            records in proptest::collection::vec(record(), 0..6),
+            pretty in any::<bool>(),
+            buf in 1usize..500,
+        ) {
+            let sep = if pretty { ",\n  " } else { "," };
+            let input = format!("{{\"Records\": [{}], \"x\": 1}}", records.join(sep));
+            let [blocks, bytes] = both(input.as_bytes(), Layout::Records, buf);
+            proptest::prop_assert_eq!(&blocks, &bytes);
+            let want: Vec<Vec<u8>> = records.iter().map(|r| r.clone().into_bytes()).collect();
+            proptest::prop_assert_eq!(blocks, (want, Ok(())));
+        }
     }
 
     #[test]
