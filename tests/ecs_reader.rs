@@ -317,6 +317,18 @@ fn files_are_opened_as_by_their_path_whatever_was_opened_before() {
     let (docs, errs, _) = read(std::slice::from_ref(&a));
     assert!(errs.is_empty(), "{errs:?}");
     assert_eq!(ids(&docs), ["id-3"]);
+    // more folders than are kept open, read round and round: each file is its own
+    let many: Vec<PathBuf> = (0..70)
+        .map(|i| write(dir.path(), &format!("m{i}/x.log"), line(10 + i).as_bytes()))
+        .collect();
+    let round: Vec<PathBuf> = many.iter().chain(many.iter().rev()).cloned().collect();
+    let (docs, errs, _) = read(&round);
+    assert!(errs.is_empty(), "{errs:?}");
+    let want: Vec<String> = (0..70)
+        .chain((0..70).rev())
+        .map(|i| format!("id-{}", 10 + i))
+        .collect();
+    assert_eq!(ids(&docs), want);
     // a relative path, and one without a folder
     let here = std::env::current_dir().unwrap();
     let rel = pathdiff(&a, &here);

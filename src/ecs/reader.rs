@@ -468,11 +468,12 @@ pub fn read_file_filtered(
 }
 
 /// Opens `path` for reading. On Linux the file is opened relative to its folder, kept open
-/// (`O_PATH`) from the previous call on this thread while no listing happened since (see
-/// [`forget_folders`]): delivery files are read a folder at a time, and resolving every
-/// component of a long path again for each small file was ~7% of a hunt (the kernel's path
-/// walk). Anything unusual, and any failure, goes through `File::open(path)`, so errors read
-/// as before.
+/// (`O_PATH`) from an earlier call on this thread while no listing happened since (see
+/// [`forget_folders`]): resolving every component of a long path again for each small file was
+/// ~7% of a hunt (the kernel's path walk). The last [`KEPT_FOLDERS`] folders are kept, most
+/// recent first: a hunt reads an hour of delivery files at a time, which spans a folder per
+/// account and region. Anything unusual, and any failure, goes through `File::open(path)`, so
+/// errors read as before.
 #[cfg(target_os = "linux")]
 fn open(path: &Path) -> std::io::Result<File> {
     use rustix::fs::{Mode, OFlags};
@@ -488,27 +489,35 @@ fn open(path: &Path) -> std::io::Result<File> {
         return File::open(path);
     }
     let listing = LISTING.load(std::sync::atomic::Ordering::Relaxed);
-    let opened = DIR.with(|cache| {
+    let opened = DIRS.with(|cache| {
         let mut cache = cache.borrow_mut();
-        if cache
-            .as_ref()
-            .is_none_or(|f| f.path.as_slice() != dir || f.listing != listing)
-        {
-            *cache = None;
-            let fd = rustix::fs::open(
-                std::ffi::OsStr::from_bytes(dir),
-                OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-                Mode::empty(),
-            )
-            .ok()?;
-            *cache = Some(Folder {
-                path: dir.to_vec(),
-                fd,
-                listing,
-            });
+        cache.retain(|f| f.listing == listing);
+        match cache.iter().position(|f| f.path.as_slice() == dir) {
+            Some(0) => {}
+            Some(at) => {
+                let folder = cache.remove(at);
+                cache.insert(0, folder);
+            }
+            None => {
+                let fd = rustix::fs::open(
+                    std::ffi::OsStr::from_bytes(dir),
+                    OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+                .ok()?;
+                cache.truncate(KEPT_FOLDERS - 1);
+                cache.insert(
+                    0,
+                    Folder {
+                        path: dir.to_vec(),
+                        fd,
+                        listing,
+                    },
+                );
+            }
         }
         rustix::fs::openat(
-            &cache.as_ref()?.fd,
+            &cache.first()?.fd,
             std::ffi::OsStr::from_bytes(name),
             OFlags::RDONLY | OFlags::CLOEXEC,
             Mode::empty(),
@@ -520,6 +529,10 @@ fn open(path: &Path) -> std::io::Result<File> {
         None => File::open(path),
     }
 }
+
+/// How many folders [`open`] keeps open per thread.
+#[cfg(target_os = "linux")]
+const KEPT_FOLDERS: usize = 64;
 
 #[cfg(not(target_os = "linux"))]
 fn open(path: &Path) -> std::io::Result<File> {
@@ -538,7 +551,7 @@ fn forget_folders() {
 #[cfg(target_os = "linux")]
 static LISTING: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
-/// The folder of the file [`open`] opened last on this thread.
+/// A folder [`open`] keeps.
 #[cfg(target_os = "linux")]
 struct Folder {
     path: Vec<u8>,
@@ -549,7 +562,8 @@ struct Folder {
 
 #[cfg(target_os = "linux")]
 thread_local! {
-    static DIR: std::cell::RefCell<Option<Folder>> = const { std::cell::RefCell::new(None) };
+    /// The folders of the files [`open`] opened last on this thread, most recent first.
+    static DIRS: std::cell::RefCell<Vec<Folder>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// Reads from any buffered reader; `path` names it in documents and errors.
