@@ -398,54 +398,62 @@ pub fn read_file_filtered(
         }
     };
     // A file of ordinary size is read whole into this thread's buffers and, when gzipped,
-    // inflated with its reused state: no allocation per file. (Through `take`, without asking
-    // the size first: `File::read_to_end` would fstat + lseek.)
+    // inflated with its reused state: no allocation per file.
     let mut bufs = BUFFERS.with(|b| b.take()).unwrap_or_else(Buffers::new);
-    bufs.input.clear();
-    if let Err(e) = (&mut file)
-        .take(WHOLE_FILE_BYTES + 1)
-        .read_to_end(&mut bufs.input)
-    {
-        BUFFERS.with(|b| b.set(Some(bufs)));
-        on_error(file_error(format!("cannot read: {e}")));
-        return 0;
-    }
-    if bufs.input.len() as u64 <= WHOLE_FILE_BYTES {
-        let skipped = if bufs.input.starts_with(&[0x1f, 0x8b]) {
-            let Buffers {
-                input,
-                output,
-                inflate,
-                whole,
-                deflate,
-            } = &mut bufs;
-            let reader: Box<dyn BufRead> = match inflate_whole(input, whole, deflate) {
-                Some(n) => Box::new(whole.get(..n).unwrap_or_default()),
-                None => Box::new(Gunzip::new(
-                    input.as_slice(),
-                    output.as_mut_slice(),
-                    inflate,
-                )),
+    let mut read = match read_head(&mut file, &mut bufs.input) {
+        Ok(r) => r,
+        Err(e) => {
+            BUFFERS.with(|b| b.set(Some(bufs)));
+            on_error(file_error(format!("cannot read: {e}")));
+            return 0;
+        }
+    };
+    let Buffers {
+        input,
+        output,
+        inflate,
+        whole,
+        deflate,
+    } = &mut bufs;
+    // A short first read of a gzip file is its end when what it read is one whole member:
+    // inflated here; anything else reads on to the end of the file.
+    let mut inflated = None;
+    if !read.ended {
+        inflated = input
+            .get(..read.len)
+            .and_then(|head| inflate_whole(head, whole, deflate));
+        if inflated.is_none() {
+            read = match read_rest(&mut file, input, read.len) {
+                Ok(r) => r,
+                Err(e) => {
+                    BUFFERS.with(|b| b.set(Some(bufs)));
+                    on_error(file_error(format!("cannot read: {e}")));
+                    return 0;
+                }
             };
+        }
+    }
+    if read.ended || inflated.is_some() {
+        let data = input.get(..read.len).unwrap_or_default();
+        let skipped = if data.starts_with(&[0x1f, 0x8b]) {
+            let reader: Box<dyn BufRead> =
+                match inflated.or_else(|| inflate_whole(data, whole, deflate)) {
+                    Some(n) => Box::new(whole.get(..n).unwrap_or_default()),
+                    None => Box::new(Gunzip::new(data, output.as_mut_slice(), inflate)),
+                };
             read_stream_filtered(reader, path, opts, skip, on_doc, on_error)
         } else {
-            read_stream_filtered(
-                Box::new(bufs.input.as_slice()),
-                path,
-                opts,
-                skip,
-                on_doc,
-                on_error,
-            )
+            read_stream_filtered(Box::new(data), path, opts, skip, on_doc, on_error)
         };
-        if bufs.input.capacity() > KEPT_BUFFER_BYTES {
-            bufs.input = Vec::new();
+        if input.len() > KEPT_BUFFER_BYTES {
+            *input = Vec::new();
         }
         BUFFERS.with(|b| b.set(Some(bufs)));
         return skipped;
     }
     // A larger file is streamed: what was read, then the rest.
-    let head = std::mem::take(&mut bufs.input);
+    let mut head = std::mem::take(&mut bufs.input);
+    head.truncate(read.len);
     BUFFERS.with(|b| b.set(Some(bufs)));
     let file = std::io::Cursor::new(head).chain(file);
     let mut raw = BufReader::with_capacity(1 << 16, file);
@@ -465,6 +473,81 @@ pub fn read_file_filtered(
         Box::new(raw)
     };
     read_stream_filtered(reader, path, opts, skip, on_doc, on_error)
+}
+
+/// What [`read_head`] or [`read_rest`] read.
+struct Head {
+    /// Bytes read, at the start of the buffer.
+    len: usize,
+    /// The end of the file was seen (else: `WHOLE_FILE_BYTES + 1` bytes were read, or a first
+    /// read returned fewer bytes than asked, see [`read_head`]).
+    ended: bool,
+}
+
+/// The first read of a file asks for this much (the buffer is kept from file to file).
+const FIRST_READ: usize = 64 << 10;
+
+/// A first read of a gzip file that returns fewer bytes than asked, and fewer than this, stops
+/// reading: a regular file's read returns less than asked only at its end, so the read that
+/// would return 0 is saved (one system call per delivery file) when the bytes are a whole gzip
+/// member, checked by its trailer. Network file systems cut reads at 32 KiB or more.
+const SHORT_READ_END: usize = 32 << 10;
+
+/// Reads the start of `file` into `buf`, which is kept initialised from file to file (its
+/// length only grows): up to `WHOLE_FILE_BYTES + 1` bytes, stopping early after a short first
+/// read of a small gzip file (see [`SHORT_READ_END`]).
+fn read_head(file: &mut File, buf: &mut Vec<u8>) -> std::io::Result<Head> {
+    if buf.len() < FIRST_READ {
+        buf.resize(FIRST_READ, 0);
+    }
+    let room = buf.len().min(read_limit());
+    let n = loop {
+        match file.read(buf.get_mut(..room).unwrap_or_default()) {
+            Ok(n) => break n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    };
+    if n == 0 {
+        return Ok(Head {
+            len: 0,
+            ended: true,
+        });
+    }
+    if n < room && n < SHORT_READ_END && buf.starts_with(&[0x1f, 0x8b]) {
+        return Ok(Head {
+            len: n,
+            ended: false,
+        });
+    }
+    read_rest(file, buf, n)
+}
+
+/// Reads on from `len` bytes already in `buf` to the end of `file`, or until more than
+/// `WHOLE_FILE_BYTES` were read.
+fn read_rest(file: &mut File, buf: &mut Vec<u8>, mut len: usize) -> std::io::Result<Head> {
+    let limit = read_limit();
+    while len < limit {
+        if len == buf.len() {
+            let grown = len.max(FIRST_READ).saturating_mul(2).min(limit);
+            buf.resize(grown, 0);
+        }
+        let end = buf.len().min(limit);
+        match file.read(buf.get_mut(len..end).unwrap_or_default()) {
+            Ok(0) => return Ok(Head { len, ended: true }),
+            Ok(n) => len += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(Head { len, ended: false })
+}
+
+/// A file is read whole when it ends within this many bytes (`WHOLE_FILE_BYTES` and one).
+fn read_limit() -> usize {
+    usize::try_from(WHOLE_FILE_BYTES)
+        .unwrap_or(usize::MAX)
+        .saturating_add(1)
 }
 
 /// Opens `path` for reading. On Linux the file is opened relative to its folder, kept open
