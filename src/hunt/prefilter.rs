@@ -22,7 +22,9 @@
 //! read unambiguously from the text and lies outside the range of every rule admitting it is
 //! skipped too: its hits could never reach a window.
 
+use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::sync::LazyLock;
 
 use memchr::memmem::Finder;
@@ -254,7 +256,20 @@ pub struct Prefilter {
     unfiltered: Vec<bool>,
     /// The normaliser keeps `aws.cloudtrail.flattened` (the integration's default `retain`).
     flattened: bool,
+    /// [`Prefilter::admitted`] per action and provider seen (a month of CloudTrail has a few
+    /// hundred pairs), up to [`MEMO_PAIRS`] pairs.
+    memo: RefCell<(Memo, usize)>,
 }
+
+/// Rules admitting an action, by provider.
+type Memo = HashMap<String, HashMap<String, Arc<[usize]>, Fast>, Fast>;
+
+/// A fast hash for maps looked up with record values (the keys themselves come from rules or
+/// are bounded, see [`MEMO_PAIRS`]).
+type Fast = foldhash::fast::RandomState;
+
+/// At most this many action and provider pairs are memoised; others are looked up each time.
+const MEMO_PAIRS: usize = 4096;
 
 impl Prefilter {
     /// A prefilter for these rules' queries (rule `i` is `queries[i]`).
@@ -324,6 +339,7 @@ impl Prefilter {
             takes_raw: Vec::new(),
             unfiltered: Vec::new(),
             flattened: false,
+            memo: RefCell::default(),
         }
     }
 
@@ -417,8 +433,12 @@ impl Prefilter {
             .then_some(raw);
         let mut time = None;
         let mut top: Option<Option<Option<Top<'a>>>> = None;
+        let admitted: Arc<[usize]> = match (action, provider) {
+            (Some(a), Some(p)) => self.memoised(a, p),
+            _ => self.admitted(action, provider, &|| None).collect(),
+        };
         // By action and provider; then by time, the most selective; then the rule's texts.
-        for i in self.admitted(action, provider, &|| None) {
+        for &i in admitted.iter() {
             if !self.times.is_empty()
                 && !self.in_time(i, *time.get_or_insert_with(|| raw_time(raw, &keys)))
             {
@@ -520,6 +540,30 @@ impl Prefilter {
         }
         out.sort_unstable();
         out.dedup();
+    }
+
+    /// [`Prefilter::admitted`] without texts, memoised.
+    fn memoised(&self, action: &str, provider: &str) -> Arc<[usize]> {
+        if let Some(known) = self
+            .memo
+            .borrow()
+            .0
+            .get(action)
+            .and_then(|by| by.get(provider))
+        {
+            return known.clone();
+        }
+        let rules: Arc<[usize]> = self
+            .admitted(Some(action), Some(provider), &|| None)
+            .collect();
+        let (memo, pairs) = &mut *self.memo.borrow_mut();
+        if *pairs < MEMO_PAIRS {
+            *pairs += 1;
+            memo.entry(action.to_string())
+                .or_default()
+                .insert(provider.to_string(), rules.clone());
+        }
+        rules
     }
 
     fn admitted<'s>(
@@ -1327,14 +1371,24 @@ impl EventKeys {
             1 => {}
             _ => return None,
         }
-        let rest = raw.get(*self.end.get(n)?..)?.trim_start();
-        let rest = rest.strip_prefix(':')?.trim_start();
-        let rest = rest.strip_prefix('"')?;
-        let end = rest.find(['"', '\\'])?;
-        if rest.as_bytes()[end] != b'"' {
+        let b = raw.as_bytes();
+        let mut at = *self.end.get(n)?;
+        let skip_space = |at: &mut usize| {
+            while b.get(*at).is_some_and(u8::is_ascii_whitespace) {
+                *at += 1;
+            }
+        };
+        skip_space(&mut at);
+        (b.get(at) == Some(&b':')).then_some(())?;
+        at += 1;
+        skip_space(&mut at);
+        (b.get(at) == Some(&b'"')).then_some(())?;
+        let start = at + 1;
+        let end = start + memchr::memchr2(b'"', b'\\', b.get(start..)?)?;
+        if b[end] != b'"' {
             return None;
         }
-        Some(Some(&rest[..end]))
+        Some(Some(raw.get(start..end)?))
     }
 }
 
