@@ -40,10 +40,20 @@ static TIMESTAMP: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new("\"@t
 /// The start every `"eventName"`, `"eventSource"` and `"eventTime"` shares: one search finds
 /// the three.
 static EVENT_KEY: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new("\"event"));
-static DIGEST_END: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new("digestEndTime"));
-static ERROR_CODE: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new("errorCode"));
-static ERROR_MESSAGE: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new("errorMessage"));
-static INGESTED: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new("ingested"));
+/// `digestEndTime` and `ingested` both have `gest` at their third byte: one search finds both
+/// (`gest` cannot overlap itself, so the search sees every occurrence).
+static GEST: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new("gest"));
+/// `errorCode` and `errorMessage` both start with `error` (which cannot overlap itself either).
+static ERROR: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new("error"));
+
+/// True when `b` contains one of `words`, each of which has `finder`'s needle at `offset`.
+fn mentions_any(b: &[u8], finder: &Finder<'_>, offset: usize, words: &[&[u8]]) -> bool {
+    finder.find_iter(b).any(|at| {
+        at.checked_sub(offset)
+            .and_then(|start| b.get(start..))
+            .is_some_and(|rest| words.iter().any(|w| rest.starts_with(w)))
+    })
+}
 
 /// Keyword fields the normaliser copies verbatim from a raw record's value.
 const VERBATIM: &[&str] = &[
@@ -966,7 +976,6 @@ impl<'a> Top<'a> {
         if depth != 0 || first {
             return None;
         }
-        let mentions = |f: &Finder<'_>| f.find(b).is_some();
         Some(Top {
             raw,
             found,
@@ -976,7 +985,7 @@ impl<'a> Top<'a> {
             param_keys,
             params_dotted,
             flattened,
-            no_error_text: !mentions(&ERROR_CODE) && !mentions(&ERROR_MESSAGE),
+            no_error_text: !mentions_any(b, &ERROR, 0, &[b"errorCode", b"errorMessage"]),
             data_stream,
         })
     }
@@ -1294,8 +1303,7 @@ fn eval(ast: &Ast, top: &Top<'_>) -> Tri {
 /// mentioning `ingested` anywhere is unknown too, so a rule timed on `event.ingested` (which the
 /// normaliser does not produce) is timed by `@timestamp` here.
 fn raw_time(raw: &str, keys: &EventKeys) -> Option<(i64, i64)> {
-    let found = |f: &Finder<'_>| f.find(raw.as_bytes()).is_some();
-    if found(&DIGEST_END) || found(&INGESTED) {
+    if mentions_any(raw.as_bytes(), &GEST, 2, &[b"digestEndTime", b"ingested"]) {
         return None;
     }
     let s = keys.value(raw, 2)??;
@@ -1409,6 +1417,42 @@ mod tests {
         format!(
             r#"{{"eventVersion":"1.08","eventTime":"2026-10-01T00:00:00Z","eventSource":"{source}","eventName":"{name}","requestParameters":{{"x":1}}}}"#
         )
+    }
+
+    #[test]
+    fn one_search_finds_either_word_as_two_would() {
+        let words: [(&Finder<'_>, usize, [&[u8]; 2]); 2] = [
+            (&GEST, 2, [b"digestEndTime", b"ingested"]),
+            (&ERROR, 0, [b"errorCode", b"errorMessage"]),
+        ];
+        let texts = [
+            "",
+            "gest",
+            "digest",
+            "digestEndTime",
+            "x\"digestEndTime\":1",
+            "ingested",
+            "iningested",
+            "suggest ingest ingested",
+            "gestgestingested",
+            "digestEnd digestEndTim ingeste",
+            "error",
+            "errorerrorCode",
+            "errorMessag errorMessage",
+            "xerrorCod",
+            "terrorCode",
+        ];
+        for (finder, offset, [a, b]) in words {
+            for t in texts {
+                let want = memchr::memmem::find(t.as_bytes(), a).is_some()
+                    || memchr::memmem::find(t.as_bytes(), b).is_some();
+                assert_eq!(
+                    mentions_any(t.as_bytes(), finder, offset, &[a, b]),
+                    want,
+                    "{t}"
+                );
+            }
+        }
     }
 
     #[test]
