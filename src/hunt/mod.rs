@@ -406,8 +406,7 @@ fn buckets(files: Vec<PathBuf>) -> Vec<(Option<DateTime<Utc>>, Vec<PathBuf>)> {
 fn file_hour(path: &Path) -> Option<Span> {
     let name = path.file_name()?.to_str()?;
     // `YYYYMMDDTHHMMZ`, read by hand: this runs for every file.
-    let start = name.split('_').find_map(|part| {
-        let b = part.as_bytes();
+    let start = name.as_bytes().split(|&c| c == b'_').find_map(|b| {
         if b.len() != 14 || b[8] != b'T' || b[13] != b'Z' {
             return None;
         }

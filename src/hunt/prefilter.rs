@@ -46,6 +46,11 @@ static GEST: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new("gest"));
 /// `errorCode` and `errorMessage` both start with `error` (which cannot overlap itself either).
 static ERROR: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new("error"));
 
+/// True when a key has a dot (keys are short: a plain loop beats a search's set-up).
+fn dotted(key: &str) -> bool {
+    key.bytes().any(|c| c == b'.')
+}
+
 /// True when `b` contains one of `words`, each of which has `finder`'s needle at `offset`.
 fn mentions_any(b: &[u8], finder: &Finder<'_>, offset: usize, words: &[&[u8]]) -> bool {
     finder.find_iter(b).any(|at| {
@@ -894,7 +899,7 @@ impl<'a> Top<'a> {
                     let level = levels.get(depth).copied().unwrap_or(Level::Other);
                     if level == Level::Params {
                         let key = raw.get(s..e)?;
-                        params_dotted |= key.contains('.');
+                        params_dotted |= dotted(key);
                         if let (Some(p), Some(value)) =
                             (params.get_mut(param_keys), value_at(b, i + 1))
                         {
@@ -907,7 +912,7 @@ impl<'a> Top<'a> {
                         param_keys += 1;
                     } else if level != Level::Other {
                         let key = raw.get(s..e)?;
-                        if key.contains('.') {
+                        if dotted(key) {
                             return None;
                         }
                         if let Some(n) = OBJECTS.iter().position(|o| o.0 == level && o.1 == key) {
@@ -1110,7 +1115,7 @@ impl<'a> Top<'a> {
     /// boolean value's text, absent, or unknown (a number, null, an empty string or an object;
     /// a dotted or repeated key; too many keys; a very long record; another `retain`).
     fn param(&self, key: &str) -> Known<'a> {
-        if !self.flattened || self.raw.len() >= FLATTENED_RECORD_BYTES || key.contains('.') {
+        if !self.flattened || self.raw.len() >= FLATTENED_RECORD_BYTES || dotted(key) {
             return Known::Unknown;
         }
         match self.objects[O_PARAMS] {
@@ -1177,7 +1182,7 @@ fn value_at(b: &[u8], at: usize) -> Option<((u32, u32), ParamKind)> {
 /// The string value starting (after whitespace) at `at`; `None` when it is not a string.
 fn string_at(raw: &str, at: usize) -> Option<&str> {
     let rest = raw.get(at..)?.trim_start().strip_prefix('"')?;
-    rest.get(..rest.find('"')?)
+    rest.get(..memchr::memchr(b'"', rest.as_bytes())?)
 }
 
 /// True when the record tells the flattened request parameter `field` exactly (a value or
